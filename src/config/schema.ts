@@ -1,0 +1,169 @@
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+/** A duration written as "30s", "10m", "24h", "7d" or a number of milliseconds; parsed to milliseconds. */
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: 'expected a duration such as "30s", "10m", "24h" or a number of milliseconds',
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .meta({ description: 'A duration: "500ms", "30s", "10m", "24h", "7d", or milliseconds.' });
+
+const hostPort = z
+  .string()
+  .refine((v) => parseListen(v) !== undefined, { message: 'expected "HOST:PORT", e.g. "127.0.0.1:8081"' });
+
+const url = z.url({ protocol: /^https?$/ });
+
+const tlsFiles = z
+  .strictObject({
+    cert: z.string().meta({ description: "PEM certificate chain file." }),
+    key: z.string().meta({ description: "PEM private key file (keep it mode 0600)." }),
+  })
+  .meta({ description: "A real certificate and key." });
+
+const keyAuth = z
+  .strictObject({
+    type: z.literal("key"),
+    env: z.string().optional().meta({ description: "Environment variable that holds the account key." }),
+    file: z.string().optional().meta({ description: "File that holds the account key (mode 0600)." }),
+  })
+  .refine((v) => (v.env === undefined) !== (v.file === undefined), {
+    message: "give exactly one of env or file for the account key",
+  });
+
+const managedIdentityAuth = z.strictObject({
+  type: z.literal("managedIdentity"),
+  clientId: z.string().optional().meta({ description: "Client ID of a user-assigned managed identity." }),
+});
+
+const timeouts = z
+  .strictObject({
+    connect: duration("5s").meta({ description: "Time allowed to connect to the upstream." }),
+    request: duration("30s").meta({ description: "Time allowed for the upstream's answer (headers and body)." }),
+  })
+  .prefault({});
+
+const embeddedUpstream = z.strictObject({
+  type: z.literal("embedded"),
+  timeouts,
+});
+
+const cosmosUpstream = z.strictObject({
+  type: z.literal("cosmos"),
+  endpoint: url.meta({ description: "The account endpoint, e.g. https://ACCOUNT.documents.azure.com:443/" }),
+  auth: z.discriminatedUnion("type", [keyAuth, managedIdentityAuth]),
+  ca: z.string().optional().meta({ description: "Extra PEM CA file to trust for the upstream (e.g. the emulator's)." }),
+  timeouts,
+  connections: z.number().int().min(1).max(1024).default(64).meta({ description: "Pooled upstream connections." }),
+});
+
+const issuer = z.strictObject({
+  issuer: z.string().min(1).meta({ description: "The exact `iss` value of tokens from this issuer." }),
+  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  jwks: z.union([
+    z.strictObject({ file: z.string().meta({ description: "A JWKS JSON file." }) }),
+    z.strictObject({ url: url.meta({ description: "The issuer's JWKS URL." }) }),
+  ]),
+  algorithms: z
+    .array(z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]))
+    .min(1)
+    .default(["RS256", "ES256"]),
+  subjectClaim: z.string().default("sub"),
+  rolesClaim: z.string().default("roles"),
+  kind: z.enum(["user", "service"]).default("user"),
+  name: z.string().optional(),
+});
+
+/** The `cosmosgate.yaml` schema. Every key has a default, so an empty file is valid. */
+export const configSchema = z
+  .strictObject({
+    stateDir: z
+      .string()
+      .default("./.cosmosgate")
+      .meta({ description: "Directory for SQLite state and audit, the dev CA and signing keys." }),
+    controlPlane: z
+      .strictObject({
+        listen: hostPort.default("127.0.0.1:8080"),
+        publicUrl: url.default("http://localhost:8080"),
+      })
+      .prefault({}),
+    dataPlane: z
+      .strictObject({
+        listen: hostPort.default("127.0.0.1:8081"),
+        publicUrl: url.default("https://localhost:8081"),
+        tls: z
+          .union([z.literal("auto"), tlsFiles])
+          .default("auto")
+          .meta({ description: '"auto" makes a local CA and certificate in stateDir; or {cert, key}.' }),
+        maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+      })
+      .prefault({}),
+    upstream: z.discriminatedUnion("type", [embeddedUpstream, cosmosUpstream]).prefault({ type: "embedded" }),
+    identity: z
+      .strictObject({
+        rp: z
+          .strictObject({
+            id: z.string().default("localhost"),
+            name: z.string().default("cosmosgate"),
+            origins: z.array(z.string()).default(["http://localhost:8080"]),
+          })
+          .prefault({}),
+        authenticators: z
+          .strictObject({
+            userVerification: z.enum(["required", "preferred", "discouraged"]).default("required"),
+            requireDeviceBound: z.boolean().default(false),
+          })
+          .prefault({}),
+        tokens: z
+          .strictObject({
+            ttl: duration("10m"),
+            rotateEvery: duration("24h"),
+            cacheSize: z.number().int().min(0).default(10_000),
+            clockSkew: duration("30s"),
+          })
+          .prefault({}),
+        sessions: z.strictObject({ maxAge: duration("12h") }).prefault({}),
+        issuers: z.array(issuer).default([]),
+      })
+      .prefault({}),
+    policy: z.string().default("./policy.yaml").meta({ description: "Path of the policy file." }),
+    audit: z
+      .strictObject({
+        durability: z.enum(["strict", "buffered"]).default("strict"),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .prefault({}),
+  })
+  .meta({ title: "cosmosgate configuration", description: "cosmosgate.yaml" });
+
+/** The validated configuration, with defaults applied and paths as written. */
+export type Config = z.output<typeof configSchema>;
+export type IssuerConfigEntry = Config["identity"]["issuers"][number];
+
+/** Splits "HOST:PORT" (IPv6 as "[::1]:8081"). */
+export function parseListen(value: string): { host: string; port: number } | undefined {
+  const colon = value.lastIndexOf(":");
+  if (colon <= 0) return undefined;
+  let host = value.slice(0, colon);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  const portText = value.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port > 65535 || host.length === 0) return undefined;
+  return { host, port };
+}

@@ -1,0 +1,69 @@
+/** The commented starter files that `cosmosgate init` writes. */
+
+export const STARTER_CONFIG = `# cosmosgate configuration. Every key has a default; delete what you do not change.
+# Editors can validate this file with the JSON Schema printed by \`cosmosgate config schema\`.
+
+# SQLite state and audit trail, the local development CA, signing keys.
+stateDir: ./.cosmosgate
+
+# Data plane: the Cosmos DB REST API your SDK talks to. Always HTTPS.
+dataPlane:
+  listen: 127.0.0.1:8081
+  publicUrl: https://localhost:8081   # the endpoint clients use; account locations point here
+  tls: auto                           # local CA + certificate in stateDir; or {cert: file, key: file}
+
+# Control plane: health (and, later, sign-in and the console).
+controlPlane:
+  listen: 127.0.0.1:8080
+  publicUrl: http://localhost:8080
+
+# Where allowed requests go.
+upstream:
+  type: embedded                      # in-process store for development: data is kept in memory only
+  # type: cosmos
+  # endpoint: https://ACCOUNT.documents.azure.com:443/
+  # auth: {type: managedIdentity}     # or {type: key, env: COSMOS_KEY} / {type: key, file: ./cosmos.key}
+  timeouts: {connect: 5s, request: 30s}
+
+identity:
+  tokens: {ttl: 10m, clockSkew: 30s}
+  # Token issuers the data plane trusts. Each token must match one issuer exactly.
+  issuers: []
+  # - issuer: https://login.microsoftonline.com/TENANT-ID/v2.0
+  #   audience: api://YOUR-API-CLIENT-ID
+  #   jwks: {url: https://login.microsoftonline.com/TENANT-ID/discovery/v2.0/keys}
+  #   algorithms: [RS256]
+  #   rolesClaim: roles                # values become "group:VALUE" members in policy.yaml
+
+policy: ./policy.yaml                 # reloaded when it changes; a broken file keeps the old policy
+
+audit:
+  durability: strict                  # a response leaves only after its audit record is on disk
+`;
+
+export const STARTER_POLICY = `# cosmosgate policy. Deny by default: a request is allowed only when a role the caller holds
+# allows every action it needs on the resource. Check it with \`cosmosgate policy check\`.
+#
+# Actions: metadata, read, create, upsert, replace, patch, delete, query, changeFeed, execute,
+# conflicts, manage (create/delete databases, containers, scripts), or "*" for all of them.
+# Native data-action strings (Microsoft.DocumentDB/databaseAccounts/...) are accepted too.
+#
+# Scopes ("on"): "/" is the whole account, "/dbs/DB", "/dbs/DB/colls/CONTAINER"; "*" matches one
+# path segment. A scope covers everything beneath it.
+#
+# Predefined roles: "Cosmos DB Built-in Data Reader" and "Cosmos DB Built-in Data Contributor".
+
+roles:
+  admin:
+    - allow: ["*"]
+      on: /
+  # orders-reader:
+  #   - allow: [metadata, read, query, changeFeed]
+  #     on: /dbs/shop/colls/orders
+
+members:
+  # "group:VALUE" matches a value of the issuer's roles claim; "sub:VALUE" a token subject.
+  admin: ["group:cosmos-admins"]
+  Cosmos DB Built-in Data Reader: ["group:readers"]
+  Cosmos DB Built-in Data Contributor: ["group:writers"]
+`;

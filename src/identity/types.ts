@@ -1,0 +1,20 @@
+/** The authenticated caller of a data-plane request. */
+export interface Principal {
+  sub: string;
+  kind: "user" | "agent" | "service";
+  /** Values of the issuer's roles claim; feed `group:` members in policy. */
+  groups: string[];
+  /** Issuer URL the token came from. */
+  issuer: string;
+  /** Display name when the token carries one (name, preferred_username). */
+  name?: string;
+  /** Credential (WebAuthn key) ID when the token names one (`cred`). */
+  credential?: string;
+  session?: string;
+  amr?: string[];
+  authTime?: number;
+  jti?: string;
+  /** Expiry, seconds since epoch. */
+  exp: number;
+  actor?: { sub: string };
+}
