@@ -50,12 +50,14 @@ export interface CosmosOperation {
   /** Upper-case HTTP method. */
   method: string;
   /**
-   * A short stable name of the operation, for audit and messages:
-   * "account.read", "database.create", "database.list", "container.read", "item.read", "item.create",
-   * "item.upsert", "item.replace", "item.patch", "item.delete", "item.readFeed", "item.query",
-   * "item.queryPlan", "item.changeFeed", "item.batch", "item.bulk", "pkranges.read", "sproc.execute",
-   * "sproc.read", "sproc.manage", "udf.read", "udf.manage", "trigger.read", "trigger.manage",
-   * "conflict.read", "conflict.delete", "user.*", "permission.*", "offer.*", "partitionKey.delete", ...
+   * A short stable name of the operation, for audit and messages (classify.ts):
+   * "account.read"; "database.{list,query,create,upsert,read,delete}";
+   * "container.{list,query,create,upsert,read,replace,delete}"; "item.{read,create,upsert,replace,
+   * patch,delete,readFeed,query,queryPlan,changeFeed,batch,bulk}"; "pkranges.{read,query}";
+   * "sproc.{list,query,create,upsert,read,replace,delete,execute}"; "udf.*" and "trigger.*" (as sproc,
+   * without execute); "conflict.{list,query,read,delete}"; "user.*" and "permission.*" (list, query,
+   * create, upsert, read, replace, delete); "offer.{list,query,read,replace}";
+   * "clientEncryptionKey.{list,query,create,upsert,read,replace}"; "partitionKey.delete".
    */
   name: string;
   /** The type segment the request targets ("" for the account, "dbs", "colls", "docs", ...). */
@@ -66,7 +68,10 @@ export interface CosmosOperation {
   resource: string;
   /** What the Cosmos DB master-key signature covers (resource link without a leading slash, ids decoded). */
   signing: { resourceType: string; resourceLink: string };
-  /** Actions the request needs; for batch/bulk the union is in `batch[].action`, and this holds them too. */
+  /**
+   * Actions the request needs (shared frozen arrays: never mutate). For batch/bulk, classifyBatchBody
+   * sets the union of `batch[].action`; before it runs, every item action (so forgetting it fails closed).
+   */
   actions: Action[];
   partitionKey?: PartitionKeyValue;
   /** For batch and bulk requests: each operation, in body order. */
