@@ -11,7 +11,13 @@ export interface DevIssuer {
   /** A JWKS file with the public key, for the token verifier. */
   jwksFile: string;
   /** Signs a development token for `sub` with `groups` (matched by `group:` members in policy). */
-  mint(opts: { sub: string; groups: string[]; audience: string; ttlSeconds: number; now?: number }): Promise<string>;
+  mint(opts: {
+    sub: string;
+    groups: string[];
+    audience: string;
+    ttlSeconds: number;
+    now?: number;
+  }): Promise<string>;
 }
 
 /**

@@ -1,0 +1,437 @@
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  jwtVerify,
+  type ProtectedHeaderParameters,
+} from "jose";
+import { TokenError } from "../errors.js";
+import type { Principal } from "../types.js";
+import { createVerifiedTokenCache, type TokenCacheStats } from "./cache.js";
+import {
+  createIssuerKeyResolver,
+  type IssuerConfig,
+  type IssuerKeyResolver,
+  type ResolvedIssuerConfig,
+  resolveIssuerConfig,
+} from "./issuers.js";
+import { describeTime, isCompactJws, MAX_TOKEN_LENGTH, quote } from "./util.js";
+
+/** Options of {@link createTokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** Trusted issuers; a token is matched to one by its exact `iss`. */
+  issuers: IssuerConfig[];
+  /** Milliseconds since the epoch. Default `Date.now`. */
+  clock?: () => number;
+  /** Tolerance for `exp`, `nbf` and `iat` against the clock, in seconds. Default 30. */
+  clockSkewSeconds?: number;
+  /** Most verified tokens cached; 0 disables the cache. Default 10 000. */
+  cacheSize?: number;
+}
+
+/** Counters of a {@link TokenVerifier}. */
+export interface TokenVerifierStats extends TokenCacheStats {
+  /** Key-set lookups, one per full verification that reached signature checking. */
+  keyLookups: number;
+}
+
+/** Verifies data-plane tokens from the trusted issuers and caches the result. */
+export interface TokenVerifier {
+  /**
+   * Full verification (after a cache lookup): signature, algorithm, issuer, audience, times, claims.
+   * Concurrent calls with the same token share one verification.
+   * @throws {TokenError} for every refusal; never anything else.
+   */
+  verify(token: string): Promise<Principal>;
+  /** Synchronous cache lookup (~1 µs): the principal of a token verified before and not yet expired. */
+  verifyCached(token: string): Principal | undefined;
+  /** Loads every issuer's keys now. Rejects with `ERR_TOKEN_KEYS_UNAVAILABLE` naming the issuer. */
+  ready(): Promise<void>;
+  /** Re-reads every issuer's keys (files and URLs) and empties the cache. Rejects if any issuer failed. */
+  reload(): Promise<void>;
+  /** Drops cached principals that match, so their next request is verified again; returns how many. */
+  revoke(predicate: (principal: Principal) => boolean): number;
+  /** Empties the cache. */
+  clear(): void;
+  stats(): TokenVerifierStats;
+  /** The trusted `iss` values. */
+  readonly issuers: readonly string[];
+}
+
+interface TrustedIssuer {
+  readonly config: ResolvedIssuerConfig;
+  readonly keys: IssuerKeyResolver;
+  readonly requiredClaims: string[];
+}
+
+/**
+ * Creates the data-plane token verifier. It picks the issuer by the token's (unverified) `iss`,
+ * then verifies with jose against that issuer's key set with an algorithm allow-list, `issuer`,
+ * `audience`, required `exp`/`iat`/subject claims and the clock skew, and refuses an `iat` in the
+ * future (jose checks that only with `maxTokenAge`). Verified principals are frozen and cached by
+ * SHA-256 of the token until their exact `exp`.
+ *
+ * @example
+ * ```ts
+ * const verifier = createTokenVerifier({
+ *   issuers: [{ issuer: "https://login.microsoftonline.com/TENANT/v2.0", audience: "api://cosmosgate",
+ *     jwks: { url: "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys" }, subjectClaim: "oid" }],
+ * });
+ * await verifier.ready();
+ * // per request:
+ * const jwt = parseAuthorization(req.headers.authorization);
+ * const principal = verifier.verifyCached(jwt) ?? (await verifier.verify(jwt));
+ * ```
+ */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const clock = options.clock ?? Date.now;
+  const skew = options.clockSkewSeconds ?? 30;
+  if (typeof skew !== "number" || !Number.isFinite(skew) || skew < 0) {
+    throw new TypeError("clockSkewSeconds must be a non-negative number of seconds");
+  }
+  const cache = createVerifiedTokenCache({ maxEntries: options.cacheSize ?? 10_000, clock });
+
+  const byIssuer = new Map<string, TrustedIssuer>();
+  for (const entry of options.issuers ?? []) {
+    const config = resolveIssuerConfig(entry);
+    if (byIssuer.has(config.issuer)) {
+      throw new TypeError(`identity.issuers: issuer ${quote(config.issuer)} is listed twice`);
+    }
+    byIssuer.set(config.issuer, {
+      config,
+      keys: createIssuerKeyResolver(config, { clock }),
+      requiredClaims: [...new Set(["exp", "iat", config.subjectClaim])],
+    });
+  }
+  const trusted = Object.freeze([...byIssuer.keys()]);
+  const inflight = new Map<string, Promise<Principal>>();
+  // Bumped by clear/revoke/reload so that a verification that started before is not cached after.
+  let generation = 0;
+
+  async function verifyFully(token: string): Promise<Principal> {
+    if (!isCompactJws(token)) {
+      throw new TokenError(
+        "ERR_TOKEN_MALFORMED",
+        "The credential is not a JWT (three base64url parts separated by dots). Send the access token itself — not an ID token, a refresh token or an account key.",
+      );
+    }
+    let header: ProtectedHeaderParameters;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch (cause) {
+      throw new TokenError(
+        "ERR_TOKEN_MALFORMED",
+        "The token's header or payload is not base64url-encoded JSON. Send the access token exactly as the issuer gave it.",
+        { cause },
+      );
+    }
+    const alg = header.alg;
+    if (typeof alg !== "string" || alg.length === 0) {
+      throw new TokenError(
+        "ERR_TOKEN_MALFORMED",
+        'The token header has no "alg". Send a signed access token.',
+      );
+    }
+    if (alg === "none" || alg.toUpperCase().startsWith("HS")) {
+      throw new TokenError(
+        "ERR_TOKEN_ALGORITHM",
+        `The token's algorithm ${quote(alg, 16)} is never accepted: tokens must be signed with the issuer's private key (e.g. RS256 or ES256).`,
+      );
+    }
+    const iss = unverified.iss;
+    const issuer = typeof iss === "string" ? byIssuer.get(iss) : undefined;
+    if (issuer === undefined) throw untrustedIssuer(iss);
+    const config = issuer.config;
+    if (!config.algorithms.includes(alg)) {
+      throw new TokenError(
+        "ERR_TOKEN_ALGORITHM",
+        `The token's algorithm ${quote(alg, 16)} is not allowed for issuer ${quote(config.name)}; allowed: ${config.algorithms.join(", ")}. ` +
+          "Ask the issuer for a token signed with an allowed algorithm, or add it to the issuer's algorithms.",
+      );
+    }
+
+    const now = clock();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, issuer.keys.getKey, {
+        algorithms: config.algorithms,
+        issuer: config.issuer,
+        audience: config.audience,
+        typ: config.typ,
+        clockTolerance: skew,
+        currentDate: new Date(now),
+        requiredClaims: issuer.requiredClaims,
+      }));
+    } catch (error) {
+      throw fromJoseError(error, config, header, unverified, skew);
+    }
+    if ((payload.iat as number) > Math.floor(now / 1000) + skew) {
+      throw new TokenError(
+        "ERR_TOKEN_NOT_YET_VALID",
+        `The token says it was issued at ${describeTime(payload.iat)}, in the future by more than the allowed ${skew} s clock skew. ` +
+          "Check the clock of the issuer or of this gateway, then get a new token.",
+      );
+    }
+    return toPrincipal(payload, config);
+  }
+
+  function untrustedIssuer(iss: unknown): TokenError {
+    const shown =
+      trusted.length > 5
+        ? `${trusted.slice(0, 5).join(", ")} and ${trusted.length - 5} more`
+        : trusted.join(", ");
+    const list = trusted.length === 0 ? "none are configured" : `trusted issuers: ${shown}`;
+    const what =
+      typeof iss === "string"
+        ? `The token's issuer ${quote(iss)} is not trusted`
+        : iss === undefined
+          ? "The token has no iss claim"
+          : "The token's iss claim is not a string";
+    return new TokenError(
+      "ERR_TOKEN_ISSUER",
+      `${what} (${list}). Sign in at a trusted issuer, or add this one to identity.issuers in cosmosgate.yaml.`,
+    );
+  }
+
+  const verifier: TokenVerifier = {
+    issuers: trusted,
+
+    verifyCached(token) {
+      return cache.get(token);
+    },
+
+    async verify(token) {
+      if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        throw new TokenError(
+          "ERR_TOKEN_MALFORMED",
+          `The token must be a non-empty string of at most ${MAX_TOKEN_LENGTH} characters. Send the access token itself.`,
+        );
+      }
+      const key = cache.keyOf(token);
+      const cached = cache.getByKey(key);
+      if (cached !== undefined) return cached;
+      const pending = inflight.get(key);
+      if (pending !== undefined) return pending;
+      cache.countMiss();
+      const started = generation;
+      const verification = verifyFully(token)
+        .then((principal) => {
+          if (started === generation) cache.set(key, principal);
+          return principal;
+        })
+        .finally(() => {
+          inflight.delete(key);
+        });
+      inflight.set(key, verification);
+      return verification;
+    },
+
+    async ready() {
+      await Promise.all([...byIssuer.values()].map((issuer) => issuer.keys.load()));
+    },
+
+    async reload() {
+      const results = await Promise.allSettled([...byIssuer.values()].map((issuer) => issuer.keys.reload()));
+      generation++;
+      cache.clear();
+      for (const result of results) if (result.status === "rejected") throw result.reason;
+    },
+
+    revoke(predicate) {
+      generation++;
+      return cache.revoke(predicate);
+    },
+
+    clear() {
+      generation++;
+      cache.clear();
+    },
+
+    stats() {
+      let keyLookups = 0;
+      for (const issuer of byIssuer.values()) keyLookups += issuer.keys.stats().keyLookups;
+      return { ...cache.stats(), keyLookups };
+    },
+  };
+  return verifier;
+}
+
+/** jose's verification errors → TokenError, with a message that says what to do. */
+function fromJoseError(
+  error: unknown,
+  config: ResolvedIssuerConfig,
+  header: ProtectedHeaderParameters,
+  unverified: JWTPayload,
+  skew: number,
+): TokenError {
+  if (error instanceof TokenError) return error;
+  const issuer = quote(config.name);
+  if (error instanceof errors.JOSEAlgNotAllowed) {
+    return new TokenError(
+      "ERR_TOKEN_ALGORITHM",
+      `The token's algorithm ${quote(header.alg, 16)} is not allowed for issuer ${issuer}; allowed: ${config.algorithms.join(", ")}.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    const graph =
+      "nonce" in header
+        ? " Its header carries a nonce, as Entra ID tokens for Microsoft Graph do: request a token for the gateway's own scope (api://<client-id>/.default)."
+        : " Get a new token from the issuer; a token altered in transit or signed by another party is refused.";
+    return new TokenError(
+      "ERR_TOKEN_SIGNATURE",
+      `The token's signature does not verify with issuer ${issuer}'s key ${quote(header.kid ?? "(no kid)", 64)}.${graph}`,
+      { cause: error },
+    );
+  }
+  if (error instanceof errors.JWTExpired) {
+    return new TokenError(
+      "ERR_TOKEN_EXPIRED",
+      `The token expired at ${describeTime(unverified.exp)} (${skew} s clock skew allowed). Get a new token; GatewayCredential and the Azure SDKs refresh automatically.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const claim = error.claim;
+    if (error.reason === "missing" && claim !== "aud") {
+      return new TokenError(
+        "ERR_TOKEN_CLAIMS",
+        `The token lacks the required ${quote(claim, 40)} claim (issuer ${issuer} requires ${["exp", "iat", config.subjectClaim].join(", ")}). Ask the issuer for an access token that carries it.`,
+        { cause: error },
+      );
+    }
+    if (error.reason === "invalid") {
+      return new TokenError(
+        "ERR_TOKEN_CLAIMS",
+        `The token's ${quote(claim, 40)} claim must be a number (seconds since the epoch). Ask the issuer for a standard access token.`,
+        { cause: error },
+      );
+    }
+    if (claim === "nbf") {
+      return new TokenError(
+        "ERR_TOKEN_NOT_YET_VALID",
+        `The token is not valid before ${describeTime(unverified.nbf)}, more than the allowed ${skew} s clock skew from now. Check the clock of the issuer or of this gateway.`,
+        { cause: error },
+      );
+    }
+    if (claim === "aud") {
+      const found = unverified.aud === undefined ? "no audience" : `audience ${quote(unverified.aud)}`;
+      return new TokenError(
+        "ERR_TOKEN_AUDIENCE",
+        `The token has ${found}; issuer ${issuer} tokens must be for ${config.audience.map((a) => quote(a)).join(" or ")}. ` +
+          "Request a token for the gateway's scope (e.g. api://<client-id>/.default), not for another API.",
+        { cause: error },
+      );
+    }
+    if (claim === "iss") {
+      return new TokenError(
+        "ERR_TOKEN_ISSUER",
+        `The token's issuer does not match ${issuer}. Sign in at a trusted issuer.`,
+        { cause: error },
+      );
+    }
+    if (claim === "typ") {
+      return new TokenError(
+        "ERR_TOKEN_CLAIMS",
+        `The token's header typ ${quote(header.typ ?? "(none)", 40)} is not ${quote(config.typ)}, as issuer ${issuer} requires. Send an access token, not an ID token.`,
+        { cause: error },
+      );
+    }
+    return new TokenError(
+      "ERR_TOKEN_CLAIMS",
+      `The token's ${quote(claim, 40)} claim is not acceptable. Ask the issuer for a standard access token.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid) {
+    return new TokenError(
+      "ERR_TOKEN_MALFORMED",
+      "The token is not a well-formed signed JWT. Send the access token exactly as the issuer gave it.",
+      { cause: error },
+    );
+  }
+  if (error instanceof errors.JOSENotSupported) {
+    return new TokenError(
+      "ERR_TOKEN_MALFORMED",
+      "The token uses a JOSE feature the gateway does not support (such as a crit header). Send a standard access token.",
+      { cause: error },
+    );
+  }
+  return new TokenError(
+    "ERR_TOKEN_SIGNATURE",
+    `The token could not be verified with issuer ${issuer}'s keys. Get a new token; if this persists, check the issuer's key set.`,
+    { cause: error },
+  );
+}
+
+function claimsError(claim: string, expected: string): TokenError {
+  return new TokenError(
+    "ERR_TOKEN_CLAIMS",
+    `The token's ${quote(claim, 40)} claim must be ${expected}. Ask the issuer for a standard access token.`,
+  );
+}
+
+function optionalString(payload: JWTPayload, claim: string): string | undefined {
+  const value = payload[claim];
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw claimsError(claim, "a string");
+  return value;
+}
+
+function stringList(payload: JWTPayload, claim: string): string[] | undefined {
+  const value = payload[claim];
+  if (value === undefined) return undefined;
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return [...value];
+  throw claimsError(claim, "a string or an array of strings");
+}
+
+/** Verified claims → a deeply frozen Principal. Security-relevant claims of the wrong type are refused. */
+function toPrincipal(payload: JWTPayload, config: ResolvedIssuerConfig): Principal {
+  const sub = payload[config.subjectClaim];
+  if (typeof sub !== "string" || sub.length === 0)
+    throw claimsError(config.subjectClaim, "a non-empty string");
+
+  const act = payload.act;
+  let actor: { sub: string } | undefined;
+  if (act !== undefined) {
+    const actorSub = (act as { sub?: unknown } | null)?.sub;
+    if (typeof act !== "object" || act === null || typeof actorSub !== "string" || actorSub.length === 0) {
+      throw claimsError("act", "an object with a non-empty sub (RFC 8693)");
+    }
+    actor = Object.freeze({ sub: actorSub });
+  }
+  const authTime = payload.auth_time;
+  if (authTime !== undefined && (typeof authTime !== "number" || !Number.isFinite(authTime))) {
+    throw claimsError("auth_time", "a number (seconds since the epoch)");
+  }
+  const amr = stringList(payload, "amr");
+  const name =
+    typeof payload.name === "string"
+      ? payload.name
+      : typeof payload.preferred_username === "string"
+        ? payload.preferred_username
+        : undefined;
+
+  const principal: Principal = {
+    sub,
+    kind: actor !== undefined ? "agent" : config.kind,
+    groups: Object.freeze(stringList(payload, config.rolesClaim) ?? []) as string[],
+    issuer: config.issuer,
+    exp: payload.exp as number,
+  };
+  if (name !== undefined) principal.name = name;
+  const credential = optionalString(payload, "cred");
+  if (credential !== undefined) principal.credential = credential;
+  const session = optionalString(payload, "sid");
+  if (session !== undefined) principal.session = session;
+  if (amr !== undefined) principal.amr = Object.freeze(amr) as string[];
+  if (authTime !== undefined) principal.authTime = authTime as number;
+  const jti = optionalString(payload, "jti");
+  if (jti !== undefined) principal.jti = jti;
+  if (actor !== undefined) principal.actor = actor;
+  return Object.freeze(principal);
+}
