@@ -1,0 +1,112 @@
+import type { Migration } from "../store/index.js";
+import { AuditError } from "./errors.js";
+import type { AuditEvent } from "./types.js";
+
+/**
+ * Schema of the audit database (its own file: `PRAGMA user_version` counts these steps only).
+ * `data` is the canonical JSON of the event with its seq, the text the hash covers; the other
+ * columns copy fields of it for indexed queries, and `verifyChain` checks they agree.
+ *
+ * @example
+ * ```ts
+ * migrate(db, auditMigrations);
+ * ```
+ */
+export const auditMigrations: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE audit_events (
+        seq        INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        type       TEXT    NOT NULL,
+        subject    TEXT    NOT NULL,
+        credential TEXT,
+        actions    TEXT    NOT NULL,
+        resource   TEXT    NOT NULL,
+        decision   TEXT    NOT NULL,
+        status     INTEGER NOT NULL,
+        data       TEXT    NOT NULL,
+        prev_hash  TEXT    NOT NULL,
+        hash       TEXT    NOT NULL
+      );
+      CREATE INDEX audit_events_time ON audit_events (time);
+      CREATE INDEX audit_events_subject_time ON audit_events (subject, time);
+      CREATE INDEX audit_events_credential_time ON audit_events (credential, time);
+      CREATE INDEX audit_events_decision_time ON audit_events (decision, time);
+    `,
+  },
+]);
+
+/** The indexed columns of a record, in table order (`actions` is a JSON array text). */
+export interface AuditColumns {
+  time: number;
+  type: string;
+  subject: string;
+  credential: string | null;
+  actions: string;
+  resource: string;
+  decision: string;
+  status: number;
+}
+
+/**
+ * Names of {@link AuditColumns}, in table order.
+ *
+ * @example
+ * ```ts
+ * const cols = auditColumns(event);
+ * for (const name of AUDIT_COLUMNS) console.log(name, cols[name]);
+ * ```
+ */
+export const AUDIT_COLUMNS = [
+  "time",
+  "type",
+  "subject",
+  "credential",
+  "actions",
+  "resource",
+  "decision",
+  "status",
+] as const satisfies readonly (keyof AuditColumns)[];
+
+const DECISIONS: ReadonlySet<string> = new Set(["allow", "deny", "error"]);
+
+/**
+ * Checks the required fields of an event and returns its indexed column values.
+ *
+ * @throws {AuditError} `ERR_AUDIT_EVENT` naming the first bad field.
+ *
+ * @example
+ * ```ts
+ * const cols = auditColumns(event); // { time: 1700000000000, type: "data.request", ... }
+ * ```
+ */
+export function auditColumns(event: AuditEvent): AuditColumns {
+  if (typeof event !== "object" || event === null) throw badField("the event", "an object");
+  const { time, type, subject, credential, actions, resource, decision, status } = event;
+  if (typeof time !== "number" || !Number.isFinite(time)) throw badField("time", "a finite number");
+  if (typeof type !== "string") throw badField("type", "a string");
+  if (typeof subject !== "string") throw badField("subject", "a string");
+  if (credential !== undefined && typeof credential !== "string")
+    throw badField("credential", "a string or absent");
+  if (!Array.isArray(actions) || !actions.every((a) => typeof a === "string"))
+    throw badField("actions", "an array of strings");
+  if (typeof resource !== "string") throw badField("resource", "a string");
+  if (!DECISIONS.has(decision)) throw badField("decision", '"allow", "deny" or "error"');
+  if (!Number.isInteger(status)) throw badField("status", "an integer");
+  return {
+    time,
+    type,
+    subject,
+    credential: credential ?? null,
+    actions: JSON.stringify(actions),
+    resource,
+    decision,
+    status,
+  };
+}
+
+function badField(field: string, expected: string): AuditError {
+  return new AuditError("ERR_AUDIT_EVENT", `audit event field ${field} must be ${expected}.`);
+}

@@ -1,0 +1,250 @@
+import { type Database, migrate } from "../store/index.js";
+import { canonicalRecord, hashCanonical } from "./chain.js";
+import { AuditError } from "./errors.js";
+import { auditColumns, auditMigrations } from "./schema.js";
+import type { AuditEvent } from "./types.js";
+
+/** The last committed record of the chain; `{ seq: 0, hash: "" }` for an empty trail. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** Counters of a writer since it was created (for `/metrics` and `/healthz`). */
+export interface AuditWriterStats {
+  /** Records committed. */
+  committed: number;
+  /** Appends rejected (a failed commit, a malformed event, a closed writer). */
+  rejected: number;
+  /** Transactions committed (each holds one group). */
+  commits: number;
+  /** Largest group committed in one transaction. */
+  maxGroup: number;
+  /** Clock time of the last successful commit, or undefined before the first. */
+  lastCommitAt?: number;
+}
+
+/** Appends audit records to a hash chain with group commit. Create with {@link createAuditWriter}. */
+export interface AuditWriter {
+  /**
+   * Queues an event; resolves with its seq once the record is committed (on disk, with
+   * `synchronous = FULL`). Rejects with `ERR_AUDIT_WRITE` when the commit fails, `ERR_AUDIT_EVENT`
+   * when the event is malformed, `ERR_AUDIT_CLOSED` after {@link AuditWriter.close}.
+   * The event is read when its group is written, later in the same event-loop turn: do not
+   * change it after appending.
+   */
+  append(event: AuditEvent): Promise<number>;
+  /** Commits what is queued now; rejects with `ERR_AUDIT_WRITE` if that commit fails. */
+  flush(): Promise<void>;
+  /** Commits what is queued and refuses further appends. Does not close the database. */
+  close(): Promise<void>;
+  /** The last committed record as this writer knows it. */
+  head(): ChainHead;
+  stats(): AuditWriterStats;
+}
+
+/** Options of {@link createAuditWriter}. */
+export interface AuditWriterOptions {
+  /** Milliseconds since the epoch; default `Date.now`. Stamps `stats().lastCommitAt`. */
+  clock?: () => number;
+}
+
+type Outcome = number | AuditError;
+
+/**
+ * Creates the writer of the audit trail in `db` (migrating its schema first).
+ *
+ * Group commit: appends made in one event-loop turn are written in one `BEGIN IMMEDIATE`
+ * transaction after that turn (`setImmediate`), so one fsync covers them all. better-sqlite3
+ * commits synchronously, so the appends that arrive while a commit holds the thread form the
+ * next group; the group size grows with the load. Inside each transaction the chain head is
+ * re-read from the table, so the chain stays correct across restarts and even if another process
+ * appends to the same file (one writer process per file is the supported setup).
+ *
+ * The writer never logs. If a commit fails, every append of that group rejects with
+ * `ERR_AUDIT_WRITE` and nothing of the group is stored.
+ *
+ * @example
+ * ```ts
+ * const db = openDatabase(path.join(stateDir, "audit.db"));
+ * const audit = createAuditWriter(db, { clock: () => Date.now() });
+ * const seq = await audit.append(event); // committed
+ * await audit.close();
+ * db.close();
+ * ```
+ */
+export function createAuditWriter(db: Database, opts: AuditWriterOptions = {}): AuditWriter {
+  return new SqliteAuditWriter(db, opts.clock ?? Date.now);
+}
+
+interface HeadRow {
+  seq: number;
+  hash: string;
+}
+
+class SqliteAuditWriter implements AuditWriter {
+  readonly #clock: () => number;
+  readonly #writeGroup: {
+    immediate(events: readonly AuditEvent[], out: Outcome[]): ChainHead;
+  };
+  #head: ChainHead;
+  #events: AuditEvent[] = [];
+  #resolves: ((seq: number) => void)[] = [];
+  #rejects: ((err: AuditError) => void)[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+  #closed = false;
+  readonly #stats: AuditWriterStats = { committed: 0, rejected: 0, commits: 0, maxGroup: 0 };
+  readonly #onImmediate = (): void => {
+    this.#scheduled = undefined;
+    this.#commit();
+  };
+
+  constructor(db: Database, clock: () => number) {
+    this.#clock = clock;
+    try {
+      migrate(db, auditMigrations);
+    } catch (err) {
+      throw new AuditError(
+        "ERR_AUDIT_WRITE",
+        `cannot prepare the audit table in "${db.name}": ${message(err)}`,
+        { cause: err },
+      );
+    }
+    const selectHead = db.prepare<[], HeadRow>(
+      "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+    );
+    const insert = db.prepare(
+      "INSERT INTO audit_events (seq, time, type, subject, credential, actions, resource, decision, status, data, prev_hash, hash) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#head = readHead(selectHead.get());
+    this.#writeGroup = db.transaction((events: readonly AuditEvent[], out: Outcome[]): ChainHead => {
+      // Re-read under the write lock: the table, not this object, is the truth.
+      const head = readHead(selectHead.get());
+      let seq = head.seq;
+      let prev = head.hash;
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i];
+        let data: string;
+        let c: ReturnType<typeof auditColumns>;
+        try {
+          c = auditColumns(event);
+          data = canonicalRecord(seq + 1, event);
+        } catch (err) {
+          out[i] = err instanceof AuditError ? err : new AuditError("ERR_AUDIT_EVENT", message(err));
+          continue;
+        }
+        const hash = hashCanonical(prev, data);
+        seq += 1;
+        insert.run(
+          seq,
+          c.time,
+          c.type,
+          c.subject,
+          c.credential,
+          c.actions,
+          c.resource,
+          c.decision,
+          c.status,
+          data,
+          prev,
+          hash,
+        );
+        prev = hash;
+        out[i] = seq;
+      }
+      return { seq, hash: prev };
+    });
+  }
+
+  append(event: AuditEvent): Promise<number> {
+    if (this.#closed) {
+      this.#stats.rejected += 1;
+      return Promise.reject(
+        new AuditError("ERR_AUDIT_CLOSED", "the audit writer is closed; the record was not written."),
+      );
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.#events.push(event);
+      this.#resolves.push(resolve);
+      this.#rejects.push(reject);
+      if (this.#scheduled === undefined) this.#scheduled = setImmediate(this.#onImmediate);
+    });
+  }
+
+  flush(): Promise<void> {
+    if (this.#scheduled !== undefined) {
+      clearImmediate(this.#scheduled);
+      this.#scheduled = undefined;
+    }
+    const failure = this.#commit();
+    return failure === undefined ? Promise.resolve() : Promise.reject(failure);
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return this.flush();
+  }
+
+  head(): ChainHead {
+    return { ...this.#head };
+  }
+
+  stats(): AuditWriterStats {
+    return { ...this.#stats };
+  }
+
+  /** Writes the queued group; settles its promises. Returns the commit error, if any. */
+  #commit(): AuditError | undefined {
+    const events = this.#events;
+    if (events.length === 0) return undefined;
+    const resolves = this.#resolves;
+    const rejects = this.#rejects;
+    this.#events = [];
+    this.#resolves = [];
+    this.#rejects = [];
+
+    const out: Outcome[] = new Array(events.length);
+    let failure: AuditError | undefined;
+    try {
+      this.#head = this.#writeGroup.immediate(events, out);
+    } catch (err) {
+      failure = new AuditError(
+        "ERR_AUDIT_WRITE",
+        `the audit trail could not commit ${events.length} record(s): ${message(err)}. ` +
+          "Check the disk and the audit database file.",
+        { cause: err },
+      );
+    }
+    const stats = this.#stats;
+    if (failure === undefined) {
+      let committed = 0;
+      for (let i = 0; i < events.length; i++) {
+        const o = out[i];
+        if (typeof o === "number") {
+          committed += 1;
+          resolves[i](o);
+        } else {
+          stats.rejected += 1;
+          rejects[i](o);
+        }
+      }
+      stats.committed += committed;
+      stats.commits += 1;
+      if (committed > stats.maxGroup) stats.maxGroup = committed;
+      stats.lastCommitAt = this.#clock();
+    } else {
+      stats.rejected += events.length;
+      for (let i = 0; i < events.length; i++) rejects[i](failure);
+    }
+    return failure;
+  }
+}
+
+function readHead(row: HeadRow | undefined): ChainHead {
+  return row === undefined ? { seq: 0, hash: "" } : { seq: row.seq, hash: row.hash };
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
