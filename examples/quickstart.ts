@@ -11,7 +11,9 @@ import { CosmosClient } from "@azure/cosmos";
 const endpoint = process.env.COSMOSGATE_ENDPOINT ?? "https://localhost:8081";
 const token = process.env.COSMOSGATE_TOKEN;
 if (!token) {
-  console.error("Set COSMOSGATE_TOKEN first: export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)");
+  console.error(
+    "Set COSMOSGATE_TOKEN first: export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)",
+  );
   process.exit(2);
 }
 
@@ -22,12 +24,18 @@ const client = new CosmosClient({
 });
 
 const { database } = await client.databases.createIfNotExists({ id: "shop" });
-const { container } = await database.containers.createIfNotExists({ id: "orders", partitionKey: "/customer" });
+const { container } = await database.containers.createIfNotExists({
+  id: "orders",
+  partitionKey: "/customer",
+});
 await container.items.upsert({ id: "o1", customer: "c1", total: 42 });
 const { resource: order } = await container.item("o1", "c1").read();
 console.log("read back:", order?.id, order?.total);
 const { resources } = await container.items
-  .query({ query: "SELECT c.id, c.total FROM c WHERE c.total > @min", parameters: [{ name: "@min", value: 10 }] })
+  .query({
+    query: "SELECT c.id, c.total FROM c WHERE c.total > @min",
+    parameters: [{ name: "@min", value: 10 }],
+  })
   .fetchAll();
 console.log("query:", resources);
 console.log("Every request above is in the audit trail: npx cosmosgate audit tail");

@@ -1,8 +1,8 @@
 import { createPublicKey } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { b64url } from "./helpers/issuer.js";
 import { type Harness, ISSUER, startHarness } from "./helpers/gateway.js";
+import { b64url } from "./helpers/issuer.js";
 
 /** Each attack: a token (or header) that must get 401 and never reach the upstream. */
 describe("token attacks are refused with 401 and never reach the upstream", () => {
@@ -16,7 +16,10 @@ describe("token attacks are refused with 401 and never reach the upstream", () =
 
   async function attempt(authorization: string | undefined, path = "/dbs/shop/colls/orders/docs/o1") {
     const before = h.seen.length;
-    const headers: Record<string, string> = { "x-ms-version": "2020-07-15", "x-ms-documentdb-partitionkey": '["c1"]' };
+    const headers: Record<string, string> = {
+      "x-ms-version": "2020-07-15",
+      "x-ms-documentdb-partitionkey": '["c1"]',
+    };
     if (authorization !== undefined) headers.authorization = authorization;
     const res = await h.raw("GET", path, headers);
     return { ...res, reachedUpstream: h.seen.length !== before };
@@ -29,7 +32,14 @@ describe("token attacks are refused with 401 and never reach the upstream", () =
       "alg none",
       async () => {
         const now = Math.floor(Date.now() / 1000);
-        const payload = { iss: ISSUER, sub: "alice", aud: h.endpoint, iat: now, exp: now + 600, roles: ["cosmos-admins"] };
+        const payload = {
+          iss: ISSUER,
+          sub: "alice",
+          aud: h.endpoint,
+          iat: now,
+          exp: now + 600,
+          roles: ["cosmos-admins"],
+        };
         return aad(`${b64url({ alg: "none", typ: "JWT" })}.${b64url(payload)}.`);
       },
       /alg/i,
@@ -37,7 +47,10 @@ describe("token attacks are refused with 401 and never reach the upstream", () =
     [
       "HS256 keyed with the issuer's public key",
       async () => {
-        const pem = createPublicKey({ key: h.issuer.publicJwk as never, format: "jwk" }).export({ type: "spki", format: "pem" });
+        const pem = createPublicKey({ key: h.issuer.publicJwk as never, format: "jwk" }).export({
+          type: "spki",
+          format: "pem",
+        });
         const now = Math.floor(Date.now() / 1000);
         const jwt = await new SignJWT({ roles: ["cosmos-admins"] })
           .setProtectedHeader({ alg: "HS256", kid: h.issuer.kid })
@@ -51,19 +64,40 @@ describe("token attacks are refused with 401 and never reach the upstream", () =
       },
       /alg/i,
     ],
-    ["expired", async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], now: Date.now() - 3_600_000, expiresIn: 600 })), /expired/i],
+    [
+      "expired",
+      async () =>
+        aad(await h.issuer.sign({ groups: ["cosmos-admins"], now: Date.now() - 3_600_000, expiresIn: 600 })),
+      /expired/i,
+    ],
     [
       "nbf in the future",
-      async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], claims: { nbf: Math.floor(Date.now() / 1000) + 3600 } })),
+      async () =>
+        aad(
+          await h.issuer.sign({
+            groups: ["cosmos-admins"],
+            claims: { nbf: Math.floor(Date.now() / 1000) + 3600 },
+          }),
+        ),
       /not (yet )?valid|nbf|future/i,
     ],
-    ["wrong audience", async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], audience: "https://elsewhere.example" })), /audience/i],
+    [
+      "wrong audience",
+      async () =>
+        aad(await h.issuer.sign({ groups: ["cosmos-admins"], audience: "https://elsewhere.example" })),
+      /audience/i,
+    ],
     [
       "wrong issuer",
-      async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], claims: { iss: "https://evil.example/" } })),
+      async () =>
+        aad(await h.issuer.sign({ groups: ["cosmos-admins"], claims: { iss: "https://evil.example/" } })),
       /issuer/i,
     ],
-    ["unknown kid", async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], kid: "no-such-key" })), /key|kid/i],
+    [
+      "unknown kid",
+      async () => aad(await h.issuer.sign({ groups: ["cosmos-admins"], kid: "no-such-key" })),
+      /key|kid/i,
+    ],
     [
       "tampered payload",
       async () => {

@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuditWriter } from "../src/audit/writer.js";
 import type { AuditEvent } from "../src/audit/types.js";
+import { createAuditWriter } from "../src/audit/writer.js";
 import { openDatabase } from "../src/store/sqlite.js";
 import { runCli } from "./helpers/cli.js";
 
@@ -17,8 +17,20 @@ describe("cosmosgate command line", () => {
   it("prints help for every command", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);
-    for (const cmd of ["serve", "dev", "dev-token", "init", "config", "policy", "audit"]) expect(top.stdout).toContain(cmd);
-    for (const cmd of [["serve"], ["dev"], ["dev-token"], ["init"], ["config", "schema"], ["config", "check"], ["policy", "check"], ["policy", "explain"], ["audit", "tail"], ["audit", "verify"]]) {
+    for (const cmd of ["serve", "dev", "dev-token", "init", "config", "policy", "audit"])
+      expect(top.stdout).toContain(cmd);
+    for (const cmd of [
+      ["serve"],
+      ["dev"],
+      ["dev-token"],
+      ["init"],
+      ["config", "schema"],
+      ["config", "check"],
+      ["policy", "check"],
+      ["policy", "explain"],
+      ["audit", "tail"],
+      ["audit", "verify"],
+    ]) {
       const res = await runCli([...cmd, "--help"]);
       expect({ cmd, code: res.code }).toEqual({ cmd, code: 0 });
       expect(res.stdout).toMatch(/Usage: cosmosgate/);
@@ -46,7 +58,15 @@ describe("cosmosgate command line", () => {
     expect(schema.type).toBe("object");
     expect(schema.additionalProperties).toBe(false);
     expect(Object.keys(schema.properties)).toEqual(
-      expect.arrayContaining(["stateDir", "dataPlane", "controlPlane", "upstream", "identity", "policy", "audit"]),
+      expect.arrayContaining([
+        "stateDir",
+        "dataPlane",
+        "controlPlane",
+        "upstream",
+        "identity",
+        "policy",
+        "audit",
+      ]),
     );
   });
 
@@ -61,11 +81,38 @@ describe("cosmosgate command line", () => {
 
   it("`policy explain` prints the decision and the rule that made it", async () => {
     const file = join(dir, "policy.yaml");
-    const allow = await runCli(["policy", "explain", "--policy", file, "--subject", "zed", "--groups", "cosmos-admins", "--action", "delete", "--resource", "/dbs/shop/colls/orders/docs/o1"]);
+    const allow = await runCli([
+      "policy",
+      "explain",
+      "--policy",
+      file,
+      "--subject",
+      "zed",
+      "--groups",
+      "cosmos-admins",
+      "--action",
+      "delete",
+      "--resource",
+      "/dbs/shop/colls/orders/docs/o1",
+    ]);
     expect(allow.code).toBe(0);
     expect(allow.stdout).toMatch(/allow/i);
     expect(allow.stdout).toMatch(/admin/);
-    const deny = await runCli(["policy", "explain", "--policy", file, "--subject", "zed", "--groups", "readers", "--action", "delete", "--resource", "/dbs/shop/colls/orders/docs/o1", "--json"]);
+    const deny = await runCli([
+      "policy",
+      "explain",
+      "--policy",
+      file,
+      "--subject",
+      "zed",
+      "--groups",
+      "readers",
+      "--action",
+      "delete",
+      "--resource",
+      "/dbs/shop/colls/orders/docs/o1",
+      "--json",
+    ]);
     expect(deny.code).toBe(0);
     expect(JSON.parse(deny.stdout).decision.effect).toBe("deny");
   });
@@ -101,7 +148,9 @@ describe("cosmosgate command line", () => {
     expect(ok.stdout).toMatch(/OK: 10 record/);
 
     const tamper = openDatabase(join(stateDir, "audit.db"));
-    tamper.prepare("UPDATE audit_events SET data = replace(data, '\"allow\"', '\"deny\"') WHERE seq = 4").run();
+    tamper
+      .prepare("UPDATE audit_events SET data = replace(data, '\"allow\"', '\"deny\"') WHERE seq = 4")
+      .run();
     tamper.close();
     const broken = await runCli(["audit", "verify", "--config", config]);
     expect(broken.code).toBe(1);
@@ -114,7 +163,10 @@ describe("cosmosgate command line", () => {
     const res = await runCli(["dev-token", "--config", config, "--sub", "you", "--group", "cosmos-admins"]);
     expect(res.code).toBe(0);
     const [, payload] = res.stdout.trim().split(".");
-    expect(JSON.parse(Buffer.from(payload, "base64url").toString())).toMatchObject({ sub: "you", groups: ["cosmos-admins"] });
+    expect(JSON.parse(Buffer.from(payload, "base64url").toString())).toMatchObject({
+      sub: "you",
+      groups: ["cosmos-admins"],
+    });
     expect(existsSync(join(dir, "devstate", "dev-issuer", "private.jwk.json"))).toBe(true);
   });
 });

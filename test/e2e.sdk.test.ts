@@ -5,7 +5,9 @@ import { verifyChain } from "../src/audit/verify.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
 
 /** Runs `fn` and returns the SDK error it must throw. */
-async function sdkError(fn: () => Promise<unknown>): Promise<{ code: number; substatus?: number; message: string }> {
+async function sdkError(
+  fn: () => Promise<unknown>,
+): Promise<{ code: number; substatus?: number; message: string }> {
   try {
     await fn();
   } catch (err) {
@@ -28,7 +30,11 @@ interface Row {
 function auditRows(h: Harness): Row[] {
   const db = new Database(h.gw.auditFile, { readonly: true });
   try {
-    return db.prepare("SELECT seq, subject, decision, status, resource, actions, data FROM audit_events ORDER BY seq").all() as Row[];
+    return db
+      .prepare(
+        "SELECT seq, subject, decision, status, resource, actions, data FROM audit_events ORDER BY seq",
+      )
+      .all() as Row[];
   } finally {
     db.close();
   }
@@ -51,7 +57,10 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
   it("lets an administrator create a database and a container (manage)", async () => {
     const { database, statusCode } = await admin.databases.create({ id: "shop" });
     expect(statusCode).toBe(StatusCodes.Created);
-    const { container } = await database.containers.create({ id: "orders", partitionKey: { paths: ["/customer"] } });
+    const { container } = await database.containers.create({
+      id: "orders",
+      partitionKey: { paths: ["/customer"] },
+    });
     expect(container.id).toBe("orders");
     const { resources } = await database.containers.readAll().fetchAll();
     expect(resources.map((c) => c.id)).toEqual(["orders"]);
@@ -99,8 +108,16 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
     expect(batch.result?.map((r) => r.statusCode)).toEqual([201, 201]);
     expect((await c.item("b2", "c9").read()).resource?.total).toBe(2);
     const bulk = await c.items.executeBulkOperations([
-      { operationType: "Create" as const, partitionKey: "c7", resourceBody: { id: "k1", customer: "c7", total: 7 } },
-      { operationType: "Create" as const, partitionKey: "c8", resourceBody: { id: "k2", customer: "c8", total: 8 } },
+      {
+        operationType: "Create" as const,
+        partitionKey: "c7",
+        resourceBody: { id: "k1", customer: "c7", total: 7 },
+      },
+      {
+        operationType: "Create" as const,
+        partitionKey: "c8",
+        resourceBody: { id: "k2", customer: "c8", total: 8 },
+      },
     ]);
     expect(bulk.map((r) => r.response?.statusCode)).toEqual([201, 201]);
     expect((await c.item("k2", "c8").read()).resource?.total).toBe(8);
@@ -137,7 +154,11 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
     ];
     for (const [action, write] of writes) {
       const e = await sdkError(write);
-      expect({ action, code: e.code, substatus: e.substatus }).toEqual({ action, code: 403, substatus: 5301 });
+      expect({ action, code: e.code, substatus: e.substatus }).toEqual({
+        action,
+        code: 403,
+        substatus: 5301,
+      });
       expect(e.message).toContain("bob");
     }
     // The SDK rewraps batch errors without their status, so the message is what shows the refusal.
@@ -146,7 +167,9 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
     );
     expect(batch.message).toMatch(/transactional batch refused as a whole: operation 0 \(Create\) is denied/);
     // Nothing the reader tried changed the data.
-    expect((await admin.database("shop").container("orders").item("o1", "c1").read()).resource?.status).toBe("paid");
+    expect((await admin.database("shop").container("orders").item("o1", "c1").read()).resource?.status).toBe(
+      "paid",
+    );
   });
 
   it("refuses a bulk request's denied operations in place and forwards the allowed ones", async () => {
@@ -156,7 +179,11 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
       .container("orders")
       .items.executeBulkOperations([
         { operationType: "Read" as const, id: "o1", partitionKey: "c1" },
-        { operationType: "Create" as const, partitionKey: "c1", resourceBody: { id: "nope", customer: "c1" } },
+        {
+          operationType: "Create" as const,
+          partitionKey: "c1",
+          resourceBody: { id: "nope", customer: "c1" },
+        },
       ]);
     expect(res[0].response?.statusCode).toBe(200);
     expect(res[1].response?.statusCode ?? (res[1].error as { code?: number })?.code).toBe(403);
@@ -177,11 +204,13 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
     const denied = rows.filter((r) => r.decision === "deny");
     expect(denied.length).toBeGreaterThanOrEqual(7);
     expect(denied.every((r) => r.status === 403 && r.subject === "bob")).toBe(true);
-    expect(new Set(denied.filter((r) => r.subject === "bob").map((r) => JSON.parse(r.actions).join(",")))).toEqual(
-      new Set(["create", "upsert", "replace", "patch", "delete", "manage"]),
-    );
+    expect(
+      new Set(denied.filter((r) => r.subject === "bob").map((r) => JSON.parse(r.actions).join(","))),
+    ).toEqual(new Set(["create", "upsert", "replace", "patch", "delete", "manage"]));
     const allowedAlice = rows.filter((r) => r.subject === "alice" && r.decision === "allow");
-    expect(allowedAlice.some((r) => r.resource === "/dbs/shop/colls/orders/docs/o1" && r.status === 200)).toBe(true);
+    expect(
+      allowedAlice.some((r) => r.resource === "/dbs/shop/colls/orders/docs/o1" && r.status === 200),
+    ).toBe(true);
     // No record carries a token.
     for (const r of rows) expect(r.data).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
     const db = new Database(h.gw.auditFile, { readonly: true });

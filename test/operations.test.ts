@@ -64,7 +64,10 @@ describe("policy reload", () => {
 
     // A broken change: refused, logged, and erin keeps her access.
     const refusals = h.gw.policy.refusals;
-    writeFileSync(h.policyFile, `members:\n  Cosmos DB Built-in Data Reader: ["sub:erin"]\n  nosuchrole: ["sub:x"]\nbogus: 1\n`);
+    writeFileSync(
+      h.policyFile,
+      `members:\n  Cosmos DB Built-in Data Reader: ["sub:erin"]\n  nosuchrole: ["sub:x"]\nbogus: 1\n`,
+    );
     await waitFor(() => h.gw.policy.refusals > refusals);
     expect(h.logs.join("")).toMatch(/policy file refused; the previous policy stays in force/);
     expect(h.logs.join("")).toMatch(/bogus/);
@@ -105,7 +108,10 @@ describe("invalid configuration", () => {
 
   it("stops `serve` with exit code 2 and a file:line message naming the key, the value and the expectation", async () => {
     const file = join(dir, "cosmosgate.yaml");
-    writeFileSync(file, "stateDir: ./s\ndataPlane:\n  listen: 127.0.0.1:0\n  tls: maybe\nupstream: {type: embedded, colour: blue}\n");
+    writeFileSync(
+      file,
+      "stateDir: ./s\ndataPlane:\n  listen: 127.0.0.1:0\n  tls: maybe\nupstream: {type: embedded, colour: blue}\n",
+    );
     const res = await runCli(["serve", "--config", file]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(`${file}:4:8: dataPlane.tls: expected "auto" or object; found "maybe"`);
@@ -125,6 +131,8 @@ describe("invalid configuration", () => {
     writeFileSync(file, "dataPlane:\n  listen: [unclosed\n");
     const res = await runCli(["config", "check", "--config", file]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(new RegExp(`${file.replace(/[.]/g, "\\.")}:\\d+:\\d+: \\(top level\\): YAML syntax error`));
+    expect(res.stderr).toMatch(
+      new RegExp(`${file.replace(/[.]/g, "\\.")}:\\d+:\\d+: \\(top level\\): YAML syntax error`),
+    );
   });
 });

@@ -1,10 +1,7 @@
 import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { formatRecord, tail } from "../audit/query.js";
-import { verifyChain } from "../audit/verify.js";
 import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
-import { openDatabase } from "../store/sqlite.js";
 import { CliError, type Io } from "./io.js";
 
 /** `cosmosgate audit tail|verify`. */
@@ -22,6 +19,7 @@ export function registerAudit(program: Command, io: Io): void {
         throw new CliError(`-n ${opts.lines}: expected a whole number from 1 to 100000`, 2);
       }
       const db = await openAudit(opts.config);
+      const { formatRecord, tail } = await import("../audit/query.js");
       try {
         for (const r of tail(db, n)) io.out(`${opts.json ? JSON.stringify(r) : formatRecord(r)}\n`);
       } finally {
@@ -34,6 +32,7 @@ export function registerAudit(program: Command, io: Io): void {
     .option("-c, --config <file>", "configuration file (default: $COSMOSGATE_CONFIG or ./cosmosgate.yaml)")
     .action(async (opts: { config?: string }) => {
       const db = await openAudit(opts.config);
+      const { verifyChain } = await import("../audit/verify.js");
       try {
         const result = verifyChain(db);
         if (result.ok) {
@@ -54,7 +53,10 @@ async function openAudit(flag: string | undefined) {
   try {
     await access(file);
   } catch {
-    throw new CliError(`no audit trail at ${file}: start the gateway first, or point --config at its configuration`);
+    throw new CliError(
+      `no audit trail at ${file}: start the gateway first, or point --config at its configuration`,
+    );
   }
+  const { openDatabase } = await import("../store/sqlite.js");
   return openDatabase(file, { readonly: true });
 }

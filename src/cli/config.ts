@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import { z } from "zod";
 import { configPath, loadConfig } from "../config/load.js";
-import { configSchema } from "../config/schema.js";
 import type { Io } from "./io.js";
 
 /** `cosmosgate config schema|check`. */
@@ -15,7 +13,9 @@ export function registerConfig(program: Command, io: Io): void {
       "\nVS Code (YAML extension): cosmosgate config schema > cosmosgate.schema.json, then add\n" +
         "  # yaml-language-server: $schema=./cosmosgate.schema.json\nat the top of cosmosgate.yaml.",
     )
-    .action(() => {
+    .action(async () => {
+      const { z } = await import("zod");
+      const { configSchema } = await import("../config/schema.js");
       io.out(`${JSON.stringify(z.toJSONSchema(configSchema, { io: "input" }), null, 2)}\n`);
     });
   config

@@ -1,9 +1,8 @@
 import { access, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
 import { parseDuration } from "../config/duration.js";
+import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
 import { STARTER_POLICY } from "../config/templates.js";
-import { openDevIssuer } from "../identity/dev/devIssuer.js";
 import { CliError, type Io } from "./io.js";
 import { runGateway } from "./serve.js";
 
@@ -47,6 +46,7 @@ export function registerDev(program: Command, io: Io): void {
       if (ttl === undefined || ttl < 1000 || ttl > 86_400_000) {
         throw new CliError(`--ttl ${opts.ttl}: expected a duration between 1s and 24h, such as 10m`, 2);
       }
+      const { openDevIssuer } = await import("../identity/dev/devIssuer.js");
       const dev = await openDevIssuer(resolveConfigPath(loaded, loaded.config.stateDir));
       const token = await dev.mint({
         sub: opts.sub,

@@ -4,9 +4,9 @@ import { registerAudit } from "./audit.js";
 import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
 import { registerInit } from "./init.js";
+import { CliError, type Io, processIo } from "./io.js";
 import { registerPolicy } from "./policy.js";
 import { registerServe } from "./serve.js";
-import { CliError, type Io, processIo } from "./io.js";
 
 /**
  * Runs the cosmosgate command line and resolves with the exit code: 0 success, 1 failure,
@@ -42,7 +42,12 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      )
+        return 0;
       return err.exitCode === 0 ? 0 : 2;
     }
     if (err instanceof ConfigError) {

@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
-import { compilePolicy, explain, formatExplain, PolicyError, parsePolicy } from "../policy/index.js";
 import { CliError, type Io } from "./io.js";
 
 /** `cosmosgate policy check|explain`. */
@@ -47,9 +46,15 @@ export function registerPolicy(program: Command, io: Io): void {
           .split(",")
           .map((g) => g.trim())
           .filter(Boolean);
+        const { explain, formatExplain, PolicyError } = await import("../policy/index.js");
         let result: ReturnType<typeof explain>;
         try {
-          result = explain(compiled, { subject: opts.subject, groups, action: opts.action, resource: opts.resource });
+          result = explain(compiled, {
+            subject: opts.subject,
+            groups,
+            action: opts.action,
+            resource: opts.resource,
+          });
         } catch (err) {
           if (err instanceof PolicyError) throw new CliError(err.message, 2);
           throw err;
@@ -65,6 +70,7 @@ async function policyFileFromConfig(flag: string | undefined): Promise<string> {
 }
 
 async function load(path: string) {
+  const { compilePolicy, PolicyError, parsePolicy } = await import("../policy/index.js");
   let text: string;
   try {
     text = await readFile(path, "utf8");

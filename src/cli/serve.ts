@@ -1,7 +1,5 @@
 import type { Command } from "commander";
-import pino from "pino";
 import { configPath, loadConfig } from "../config/load.js";
-import { startGateway } from "../server/gateway.js";
 import type { Io } from "./io.js";
 
 /** `cosmosgate serve`: runs the gateway until Ctrl-C. */
@@ -23,6 +21,9 @@ export function registerServe(program: Command, io: Io): void {
 /** Starts the gateway, prints where everything is, and waits for a stop signal. */
 export async function runGateway(io: Io, configFlag: string | undefined, dev: boolean): Promise<void> {
   const loaded = await loadConfig(configPath(configFlag));
+  // Imported here so that `--help` and the small commands start fast.
+  const { default: pino } = await import("pino");
+  const { startGateway } = await import("../server/gateway.js");
   const log = pino({ level: loaded.config.log.level, base: { service: "cosmosgate" } }, pino.destination(2));
   const gw = await startGateway(loaded, { log, devIssuer: dev });
   const lines = [

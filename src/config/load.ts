@@ -18,7 +18,10 @@ export interface LoadedConfig {
  * Where the configuration comes from: `--config`, else `COSMOSGATE_CONFIG`, else `./cosmosgate.yaml`
  * when it exists. The only place that reads the environment for settings.
  */
-export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function configPath(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
   return flag ?? env.COSMOSGATE_CONFIG ?? undefined;
 }
 
@@ -70,7 +73,10 @@ export async function loadConfig(file: string | undefined, cwd = process.cwd()):
         `configuration file ${path} does not exist; create one with \`cosmosgate init\` or fix --config / COSMOSGATE_CONFIG`,
       );
     }
-    throw new ConfigError("ERR_CONFIG_READ", `cannot read configuration file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(
+      "ERR_CONFIG_READ",
+      `cannot read configuration file ${path}: ${(err as Error).message}`,
+    );
   }
   return { config: parseConfig(text, path), file: path, baseDir: dirname(path) };
 }

@@ -50,7 +50,9 @@ const managedIdentityAuth = z.strictObject({
 const timeouts = z
   .strictObject({
     connect: duration("5s").meta({ description: "Time allowed to connect to the upstream." }),
-    request: duration("30s").meta({ description: "Time allowed for the upstream's answer (headers and body)." }),
+    request: duration("30s").meta({
+      description: "Time allowed for the upstream's answer (headers and body).",
+    }),
   })
   .prefault({});
 
@@ -63,9 +65,18 @@ const cosmosUpstream = z.strictObject({
   type: z.literal("cosmos"),
   endpoint: url.meta({ description: "The account endpoint, e.g. https://ACCOUNT.documents.azure.com:443/" }),
   auth: z.discriminatedUnion("type", [keyAuth, managedIdentityAuth]),
-  ca: z.string().optional().meta({ description: "Extra PEM CA file to trust for the upstream (e.g. the emulator's)." }),
+  ca: z
+    .string()
+    .optional()
+    .meta({ description: "Extra PEM CA file to trust for the upstream (e.g. the emulator's)." }),
   timeouts,
-  connections: z.number().int().min(1).max(1024).default(64).meta({ description: "Pooled upstream connections." }),
+  connections: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024)
+    .default(64)
+    .meta({ description: "Pooled upstream connections." }),
 });
 
 const issuer = z.strictObject({
@@ -106,7 +117,11 @@ export const configSchema = z
           .union([z.literal("auto"), tlsFiles])
           .default("auto")
           .meta({ description: '"auto" makes a local CA and certificate in stateDir; or {cert, key}.' }),
-        maxBodyBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+        maxBodyBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(4 * 1024 * 1024),
       })
       .prefault({}),
     upstream: z.discriminatedUnion("type", [embeddedUpstream, cosmosUpstream]).prefault({ type: "embedded" }),

@@ -15,7 +15,11 @@ export interface YamlProblem {
  *
  * @example formatProblems("cosmosgate.yaml", locateIssues(doc, lc, result.error.issues))
  */
-export function locateIssues(doc: Document, lc: LineCounter, issues: readonly z.core.$ZodIssue[]): YamlProblem[] {
+export function locateIssues(
+  doc: Document,
+  lc: LineCounter,
+  issues: readonly z.core.$ZodIssue[],
+): YamlProblem[] {
   const out: YamlProblem[] = [];
   for (const issue of issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
@@ -44,7 +48,9 @@ export function locateIssues(doc: Document, lc: LineCounter, issues: readonly z.
 
 /** Renders located problems, one per line, prefixed by the file name. */
 export function formatProblems(file: string, problems: readonly YamlProblem[]): string {
-  return problems.map((p) => `${file}:${p.line}:${p.col}: ${p.path || "(top level)"}: ${p.message}`).join("\n");
+  return problems
+    .map((p) => `${file}:${p.line}:${p.col}: ${p.path || "(top level)"}: ${p.message}`)
+    .join("\n");
 }
 
 /** Problems that YAML itself reports (syntax), located. */
@@ -61,7 +67,13 @@ function expectation(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_union": {
       const alternatives = issue.errors.map((branch) =>
-        branch.map((b) => stripInvalid(b.message).replace(/^expected /, "").replace(/, received .*$/, "")).join(", "),
+        branch
+          .map((b) =>
+            stripInvalid(b.message)
+              .replace(/^expected /, "")
+              .replace(/, received .*$/, ""),
+          )
+          .join(", "),
       );
       return `expected ${[...new Set(alternatives)].join(" or ")}`;
     }

@@ -12,7 +12,7 @@ import type { Principal } from "../identity/types.js";
 import { type CompiledPolicy, type Decision, evaluate } from "../policy/index.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
 import { sendError } from "./respond.js";
-import { UpstreamError, type Upstream, type UpstreamResponse } from "./upstream.js";
+import { type Upstream, UpstreamError, type UpstreamResponse } from "./upstream.js";
 
 /** Substatus of a policy denial, as native Cosmos DB RBAC answers (never 3 or 1008: the SDK would retry). */
 export const SUBSTATUS_DENIED = 5301;
@@ -49,8 +49,12 @@ export function createDataPlaneHandler(deps: ProxyDeps): (req: IncomingMessage, 
   return (req, res) => {
     handle(deps, req, res).catch((err) => {
       // Nothing should reach here; a bug must not leak details or hang the client.
-      deps.log.error({ err: { message: (err as Error).message, stack: (err as Error).stack } }, "data-plane handler failed");
-      if (!res.writableEnded) sendError(res, 500, "the gateway failed to process the request; see the gateway log");
+      deps.log.error(
+        { err: { message: (err as Error).message, stack: (err as Error).stack } },
+        "data-plane handler failed",
+      );
+      if (!res.writableEnded)
+        sendError(res, 500, "the gateway failed to process the request; see the gateway log");
     });
   };
 }
@@ -89,7 +93,8 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
     outcome = await authorizeAndForward(deps, principal, classified, method, rawPath, req, body);
   } catch (err) {
     outcome = failure(err);
-    if (outcome.status >= 500) deps.log.warn({ code: (err as { code?: string }).code, op: op?.name }, outcome.reason);
+    if (outcome.status >= 500)
+      deps.log.warn({ code: (err as { code?: string }).code, op: op?.name }, outcome.reason);
   }
 
   const event: AuditEvent = {
@@ -120,8 +125,15 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
     await deps.audit.append(event);
   } catch (err) {
     // Fail closed: an unrecorded request gets no answer but a refusal.
-    deps.log.error({ code: (err as { code?: string }).code }, "audit write failed; refusing the request (fail closed)");
-    sendError(res, 503, "the gateway cannot record this request in its audit trail, so it refuses it; retry later");
+    deps.log.error(
+      { code: (err as { code?: string }).code },
+      "audit write failed; refusing the request (fail closed)",
+    );
+    sendError(
+      res,
+      503,
+      "the gateway cannot record this request in its audit trail, so it refuses it; retry later",
+    );
     return;
   }
   send(res, outcome);
@@ -183,7 +195,8 @@ async function authorizeAndForward(
   });
   let resBody: Buffer | string = upstreamRes.body;
   let status = upstreamRes.status;
-  if (op.name === "account.read" && status === 200) resBody = rewriteAccount(upstreamRes.body, deps.publicUrl);
+  if (op.name === "account.read" && status === 200)
+    resBody = rewriteAccount(upstreamRes.body, deps.publicUrl);
   if (deniedOps && status < 300) {
     resBody = mergeBulkResults(upstreamRes, op, deniedOps);
     status = 207;
@@ -223,7 +236,12 @@ function failure(err: unknown): Outcome {
   return errorOutcome(500, "the gateway failed to process the request; see the gateway log", "error");
 }
 
-function errorOutcome(status: number, message: string, decision: Outcome["decision"], substatus?: number): Outcome {
+function errorOutcome(
+  status: number,
+  message: string,
+  decision: Outcome["decision"],
+  substatus?: number,
+): Outcome {
   return {
     status,
     substatus,
@@ -273,7 +291,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limit) {
     req.resume();
-    return Promise.reject(new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${limit} bytes`));
+    return Promise.reject(
+      new BodyTooLarge(`request body of ${declared} bytes exceeds the limit of ${limit} bytes`),
+    );
   }
   if (req.method === "GET" || req.method === "HEAD" || req.method === "DELETE") {
     if (!declared && req.headers["transfer-encoding"] === undefined) return Promise.resolve(undefined);
@@ -304,7 +324,11 @@ function withoutOperations(body: Buffer | undefined, denied: readonly BatchOpera
 }
 
 /** Bulk: the upstream's results for the forwarded operations, with denials answered in place, in body order. */
-function mergeBulkResults(res: UpstreamResponse, op: CosmosOperation, denied: readonly BatchOperation[]): string {
+function mergeBulkResults(
+  res: UpstreamResponse,
+  op: CosmosOperation,
+  denied: readonly BatchOperation[],
+): string {
   const forwarded = JSON.parse(String(res.body)) as unknown[];
   const skip = new Set(denied.map((d) => d.index));
   const out: unknown[] = [];

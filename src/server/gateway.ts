@@ -2,8 +2,8 @@ import { chmod, mkdir, readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { Logger } from "pino";
 import type Database from "better-sqlite3";
+import type { Logger } from "pino";
 import { createAuditWriter } from "../audit/writer.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
@@ -98,7 +98,9 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       });
     } else {
       if (deps.devIssuer) {
-        throw new Error("the development issuer is refused with a real Cosmos DB upstream; use `cosmosgate serve`");
+        throw new Error(
+          "the development issuer is refused with a real Cosmos DB upstream; use `cosmosgate serve`",
+        );
       }
       upstream = createUpstream({
         origin: up.endpoint,
@@ -129,7 +131,9 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       });
     }
     if (issuers.length === 0) {
-      log.warn("no trusted token issuers are configured (identity.issuers): every data-plane request will get 401");
+      log.warn(
+        "no trusted token issuers are configured (identity.issuers): every data-plane request will get 401",
+      );
     }
     const verifier = await createTokenVerifier({
       issuers,
@@ -137,6 +141,15 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       clockSkewSeconds: Math.round(config.identity.tokens.clockSkew / 1000),
       cacheSize: config.identity.tokens.cacheSize,
     });
+    try {
+      await verifier.ready();
+    } catch (err) {
+      // A file that cannot be read is a configuration mistake; an unreachable JWKS URL may recover.
+      log.warn(
+        { problem: (err as Error).message },
+        "could not load every issuer's keys at start; will retry on use",
+      );
+    }
 
     // Policy, watched for changes.
     const policyFile = resolveConfigPath(loaded, config.policy);
@@ -217,14 +230,19 @@ async function upstreamAuth(
     let key: string | undefined;
     if (auth.env) {
       key = env[auth.env];
-      if (!key) throw new Error(`upstream.auth.env: the environment variable ${auth.env} is not set; set it to the account key`);
+      if (!key)
+        throw new Error(
+          `upstream.auth.env: the environment variable ${auth.env} is not set; set it to the account key`,
+        );
     } else {
       key = (await readFile(resolveConfigPath(loaded, auth.file!), "utf8")).trim();
     }
     return { type: "key", key };
   }
   const { ManagedIdentityCredential } = await import("@azure/identity");
-  const credential = auth.clientId ? new ManagedIdentityCredential({ clientId: auth.clientId }) : new ManagedIdentityCredential();
+  const credential = auth.clientId
+    ? new ManagedIdentityCredential({ clientId: auth.clientId })
+    : new ManagedIdentityCredential();
   return {
     type: "aad",
     async getToken(scope) {
@@ -240,7 +258,9 @@ function listen(server: Server, host: string, port: number): Promise<void> {
     server.once("error", (err: NodeJS.ErrnoException) => {
       reject(
         err.code === "EADDRINUSE"
-          ? new Error(`cannot listen on ${host}:${port}: the address is in use; stop the other process or change the listen setting`)
+          ? new Error(
+              `cannot listen on ${host}:${port}: the address is in use; stop the other process or change the listen setting`,
+            )
           : err,
       );
     });

@@ -69,7 +69,10 @@ export function watchPolicy(file: string, holder: PolicyHolder, log: Logger, deb
     });
     watcher.on("error", (err) => log.warn({ file, problem: err.message }, "policy watcher failed"));
   } catch (err) {
-    log.warn({ file, problem: (err as Error).message }, "cannot watch the policy file; changes need a restart");
+    log.warn(
+      { file, problem: (err as Error).message },
+      "cannot watch the policy file; changes need a restart",
+    );
   }
   return () => {
     closed = true;

@@ -30,7 +30,13 @@ export interface Harness {
     path: string,
     headers?: Record<string, string>,
     body?: string,
-  ): Promise<{ status: number; headers: Record<string, unknown>; body: string; json: () => any }>;
+  ): Promise<{
+    status: number;
+    headers: Record<string, unknown>;
+    body: string;
+    // biome-ignore lint/suspicious/noExplicitAny: test responses are inspected field by field
+    json: () => any;
+  }>;
   close(): Promise<void>;
 }
 
@@ -54,7 +60,12 @@ members:
  * with key auth (so signing is exercised), or `embedded`.
  */
 export async function startHarness(
-  opts: { upstream?: "recording" | "embedded"; policy?: string; extraConfig?: string; upstreamYaml?: string } = {},
+  opts: {
+    upstream?: "recording" | "embedded";
+    policy?: string;
+    extraConfig?: string;
+    upstreamYaml?: string;
+  } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-e2e-"));
   const port = await freePort();
@@ -121,10 +132,19 @@ ${opts.extraConfig ?? ""}`,
       const c = new CosmosClient({
         endpoint,
         aadCredentials: {
-          getToken: async () => ({ token: await issuer.sign({ sub, groups }), expiresOnTimestamp: Date.now() + 600_000 }),
+          getToken: async () => ({
+            token: await issuer.sign({ sub, groups }),
+            expiresOnTimestamp: Date.now() + 600_000,
+          }),
         },
         agent: httpsAgent,
-        connectionPolicy: { retryOptions: { maxRetryAttemptCount: 0, fixedRetryIntervalInMilliseconds: 0, maxWaitTimeInSeconds: 1 } },
+        connectionPolicy: {
+          retryOptions: {
+            maxRetryAttemptCount: 0,
+            fixedRetryIntervalInMilliseconds: 0,
+            maxWaitTimeInSeconds: 1,
+          },
+        },
       });
       clients.push(c);
       return c;
@@ -139,7 +159,12 @@ ${opts.extraConfig ?? ""}`,
             res.on("data", (c: Buffer) => chunks.push(c));
             res.on("end", () => {
               const text = Buffer.concat(chunks).toString();
-              resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, json: () => JSON.parse(text) });
+              resolve({
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+                body: text,
+                json: () => JSON.parse(text),
+              });
             });
             res.on("error", reject);
           },

@@ -10,7 +10,11 @@ export interface SeenRequest {
 }
 
 /** `@vercel/cosmosdb-server` on loopback, recording every request it receives. */
-export async function startRecordingUpstream(): Promise<{ origin: string; seen: SeenRequest[]; close(): Promise<void> }> {
+export async function startRecordingUpstream(): Promise<{
+  origin: string;
+  seen: SeenRequest[];
+  close(): Promise<void>;
+}> {
   const server: Server = createHttpServer();
   const original = server.listeners("request") as ((...a: unknown[]) => void)[];
   server.removeAllListeners("request");
