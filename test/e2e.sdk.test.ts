@@ -94,6 +94,34 @@ describe("the real @azure/cosmos SDK through the gateway (recording @vercel/cosm
     expect(single.resources).toEqual([{ id: "o1", total: 11 }]);
   });
 
+  it("passes continuation tokens and upstream error bodies through unchanged", async () => {
+    const c = admin.database("shop").container("orders");
+    const pages = c.items.query("SELECT c.id FROM c", { maxItemCount: 1 });
+    const ids: string[] = [];
+    let continuations = 0;
+    while (pages.hasMoreResults()) {
+      const page = await pages.fetchNext();
+      ids.push(...page.resources.map((r: { id: string }) => r.id));
+      if (page.continuationToken) continuations++;
+    }
+    expect(ids.sort()).toEqual(["o1", "o2"]);
+    expect(continuations).toBeGreaterThanOrEqual(1);
+    const conflict = await sdkError(() => c.items.create({ id: "o1", customer: "c1" }));
+    expect(conflict.code).toBe(409);
+    const direct = await h.raw(
+      "POST",
+      "/dbs/shop/colls/orders/docs",
+      {
+        authorization: `type=aad&ver=1.0&sig=${await h.issuer.sign({ sub: "alice", groups: ["cosmos-admins"] })}`,
+        "content-type": "application/json",
+        "x-ms-documentdb-partitionkey": '["c1"]',
+      },
+      JSON.stringify({ id: "o1", customer: "c1" }),
+    );
+    expect(direct.status).toBe(409);
+    expect(direct.json()).toMatchObject({ code: "Conflict" });
+  });
+
   it("runs a transactional batch and a bulk call", async () => {
     const c = admin.database("shop").container("orders");
     const batch = await c.items.batch(

@@ -17,7 +17,7 @@ export interface EmbeddedUpstream {
  * @example const up = await startVercelUpstream(); // forward to up.origin
  */
 export async function startVercelUpstream(): Promise<EmbeddedUpstream> {
-  const server: Server = createHttpServer();
+  const server: Server = createHttpServer({ keepAlive: true } as never);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());

@@ -2,9 +2,8 @@ import { chmod, mkdir, readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import type Database from "better-sqlite3";
 import type { Logger } from "pino";
-import { createAuditWriter } from "../audit/writer.js";
+import { createWorkerAuditWriter } from "../audit/workerWriter.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
 import { parseListen } from "../config/schema.js";
@@ -14,7 +13,6 @@ import type { IssuerConfig } from "../identity/tokens/issuers.js";
 import { createTokenVerifier } from "../identity/tokens/verify.js";
 import { createDataPlaneHandler } from "../proxy/handler.js";
 import { createUpstream, type Upstream, type UpstreamAuth } from "../proxy/upstream.js";
-import { openDatabase } from "../store/sqlite.js";
 import { ensureDevTls } from "./devCa.js";
 import { type PolicyHolder, readPolicyFile, watchPolicy } from "./policyWatcher.js";
 
@@ -162,11 +160,7 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
 
     // Audit.
     const auditFile = `${stateDir}/audit.db`;
-    const db: Database.Database = openDatabase(auditFile);
-    closers.push(() => {
-      db.close();
-    });
-    const audit = createAuditWriter(db, { clock });
+    const audit = await createWorkerAuditWriter(auditFile);
     closers.push(() => audit.close());
 
     // Data plane.

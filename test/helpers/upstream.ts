@@ -15,7 +15,7 @@ export async function startRecordingUpstream(): Promise<{
   seen: SeenRequest[];
   close(): Promise<void>;
 }> {
-  const server: Server = createHttpServer();
+  const server: Server = createHttpServer({ keepAlive: true } as never);
   const original = server.listeners("request") as ((...a: unknown[]) => void)[];
   server.removeAllListeners("request");
   const seen: SeenRequest[] = [];

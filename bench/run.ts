@@ -1,0 +1,161 @@
+// npm run bench — the data path measured side by side in one run, plus the micro-benchmarks the
+// budget in DESIGN.md names. Numbers are for this machine; the ratios are what to compare.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { benchAppend } from "../src/audit/bench.js";
+import { loadConfig } from "../src/config/load.js";
+import { benchTokenVerification } from "../src/identity/tokens/bench.js";
+import { benchEvaluate } from "../src/policy/bench.js";
+import { startGateway } from "../src/server/gateway.js";
+import { createTestIssuer } from "../test/helpers/issuer.js";
+import { freePort } from "../test/helpers/upstream.js";
+import { type LoadResult, load } from "./load.js";
+import { startPassthrough } from "./passthrough.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+// Few clients show the latency that strict audit adds (each response waits for an fsync'd group
+// commit); many clients show throughput, where group commit amortizes the disk.
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "16,64").split(",").map(Number);
+const ITEM_PATH = "/dbs/bench/colls/items/docs/item-1";
+
+async function startUpstreamProcess(): Promise<{ origin: string; stop(): void }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "upstream.ts")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once("data", (d) => resolve(Number(String(d).trim())));
+    child.once("exit", (code) => reject(new Error(`upstream exited with ${code}`)));
+  });
+  process.once("exit", () => child.kill("SIGTERM"));
+  return { origin: `http://127.0.0.1:${port}`, stop: () => child.kill("SIGTERM") };
+}
+
+async function seed(origin: string): Promise<void> {
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${origin}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+  await post("/dbs", { id: "bench" });
+  await post("/dbs/bench/colls", { id: "items", partitionKey: { paths: ["/pk"], kind: "Hash" } });
+  await post(
+    "/dbs/bench/colls/items/docs",
+    { id: "item-1", pk: "p1", payload: "x".repeat(200) },
+    {
+      "x-ms-documentdb-partitionkey": '["p1"]',
+    },
+  );
+}
+
+function row(name: string, r: LoadResult): string {
+  return `${name.padEnd(44)} ${r.rps.toFixed(0).padStart(8)} req/s   p50 ${String(r.p50).padStart(4)} ms   p99 ${String(r.p99).padStart(4)} ms   errors ${r.errors + r.non2xx}`;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "cosmosgate-bench-"));
+  const upstream = await startUpstreamProcess();
+  try {
+    await seed(upstream.origin);
+    const port = await freePort();
+    const endpoint = `https://localhost:${port}`;
+    const issuer = await createTestIssuer(dir, "https://bench.issuer/", endpoint);
+    writeFileSync(
+      join(dir, "policy.yaml"),
+      'roles:\n  reader:\n    - allow: [metadata, read, query]\n      on: /dbs/bench/colls/items\nmembers:\n  reader: ["group:readers"]\n',
+    );
+    writeFileSync(
+      join(dir, "cosmosgate.yaml"),
+      `stateDir: ./state
+dataPlane: {listen: "127.0.0.1:${port}", publicUrl: "${endpoint}"}
+controlPlane: {listen: "127.0.0.1:0"}
+upstream: {type: cosmos, endpoint: "${upstream.origin}/", auth: {type: key, env: BENCH_KEY}}
+identity:
+  issuers:
+    - {issuer: "https://bench.issuer/", audience: "${endpoint}", jwks: {file: "${issuer.jwksFile}"}, algorithms: [ES256]}
+audit: {durability: strict}
+log: {level: warn}
+`,
+    );
+    const log = pino({ level: "warn" }, new Writable({ write: (_c, _e, cb) => cb() }));
+    const gw = await startGateway(await loadConfig(join(dir, "cosmosgate.yaml")), {
+      log,
+      env: { BENCH_KEY: Buffer.from("bench-key").toString("base64") },
+    });
+    const passthrough = await startPassthrough(
+      {
+        cert: await readText(join(gw.stateDir, "tls", "server.pem")),
+        key: await readText(join(gw.stateDir, "tls", "server-key.pem")),
+      },
+      upstream.origin,
+    );
+    const token = await issuer.sign({ sub: "bench", groups: ["readers"], expiresIn: 3600 });
+    const pk = { "x-ms-documentdb-partitionkey": '["p1"]', "x-ms-version": "2020-07-15" };
+    const opts = { seconds: SECONDS, connections: CONNECTIONS[0], ca: gw.caFile };
+
+    console.log(`cosmosgate bench — point read of a 250-byte item, ${SECONDS} s per measurement, one run`);
+    // Warm up each path briefly so JIT and pools are ready.
+    for (const url of [
+      `${upstream.origin}${ITEM_PATH}`,
+      `${passthrough.url}${ITEM_PATH}`,
+      `${endpoint}${ITEM_PATH}`,
+    ]) {
+      await load(url, { ...pk, authorization: `Bearer ${token}` }, { ...opts, seconds: 1 });
+    }
+    if (process.env.BENCH_ONLY_GATEWAY) {
+      // For profiling the gateway alone: node --cpu-prof --import tsx bench/run.ts
+      console.log(
+        row(
+          "(c) cosmosgate",
+          await load(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, opts),
+        ),
+      );
+      await passthrough.close();
+      await gw.close();
+      return;
+    }
+    for (const connections of CONNECTIONS) {
+      const o = { ...opts, connections };
+      const a = await load(`${upstream.origin}${ITEM_PATH}`, pk, o);
+      const b = await load(`${passthrough.url}${ITEM_PATH}`, pk, o);
+      const c = await load(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, o);
+      console.log(`\n${connections} concurrent connections`);
+      console.log(row("(a) straight to the upstream (HTTP)", a));
+      console.log(row("(b) bare pass-through HTTPS proxy", b));
+      console.log(row("(c) cosmosgate: token + policy + strict audit", c));
+      console.log(
+        `ratio c/b ${(c.rps / b.rps).toFixed(2)}   (goal >= 0.70)   ratio c/a ${(c.rps / a.rps).toFixed(2)}`,
+      );
+    }
+    await passthrough.close();
+    await gw.close();
+
+    console.log("\nmicro-benchmarks");
+    const policy = benchEvaluate(2_000_000);
+    console.log(
+      `  policy decision (allow)           ${(policy.nsPerOp / 1000).toFixed(3)} us   (goal < 5 us)`,
+    );
+    console.log(`  policy decision (deny, with reason) ${(policy.denyNsPerOp / 1000).toFixed(3)} us`);
+    const tokens = await benchTokenVerification();
+    console.log(`  token verification, cold (ES256)  ${tokens.coldUsPerOp.toFixed(1)} us`);
+    console.log(`  token verification, warm cache    ${(tokens.warmNsPerOp / 1000).toFixed(2)} us`);
+    const audit = await benchAppend(20_000, { concurrency: 256 });
+    console.log(
+      `  audit append, group commit        ${audit.recordsPerSecond.toFixed(0)} records/s (synchronous=FULL)`,
+    );
+  } finally {
+    upstream.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function readText(file: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  return readFile(file, "utf8");
+}
+
+await main();

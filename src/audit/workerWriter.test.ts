@@ -1,0 +1,68 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openDatabase } from "../store/sqlite.js";
+import { AuditError } from "./errors.js";
+import type { AuditEvent } from "./types.js";
+import { verifyChain } from "./verify.js";
+import { createWorkerAuditWriter } from "./workerWriter.js";
+
+const event = (i: number): AuditEvent => ({
+  time: 1_700_000_000_000 + i,
+  type: "data.request",
+  subject: `user-${i % 3}`,
+  actions: ["read"],
+  resource: `/dbs/a/colls/b/docs/${i}`,
+  decision: "allow",
+  reason: "test",
+  status: 200,
+  durationMs: 1,
+});
+
+describe("createWorkerAuditWriter", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "cosmosgate-auditw-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("commits concurrent appends in a worker thread with consecutive seqs and a valid chain", async () => {
+    const file = join(dir, "audit.db");
+    const audit = await createWorkerAuditWriter(file);
+    const seqs = await Promise.all(Array.from({ length: 500 }, (_, i) => audit.append(event(i))));
+    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    expect(audit.pending()).toBe(0);
+    await audit.close();
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: 500 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it("continues the chain across restarts", async () => {
+    const file = join(dir, "audit.db");
+    const first = await createWorkerAuditWriter(file);
+    await first.append(event(1));
+    await first.close();
+    const second = await createWorkerAuditWriter(file);
+    expect(await second.append(event(2))).toBe(2);
+    await second.close();
+  });
+
+  it("refuses appends after close with ERR_AUDIT_CLOSED", async () => {
+    const audit = await createWorkerAuditWriter(join(dir, "audit.db"));
+    await audit.close();
+    await expect(audit.append(event(1))).rejects.toMatchObject({ code: "ERR_AUDIT_CLOSED" });
+  });
+
+  it("fails to start with an AuditError when the database cannot be opened", async () => {
+    const file = join(dir, "is-a-directory.db");
+    mkdirSync(file);
+    const err = await createWorkerAuditWriter(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditError);
+    expect((err as AuditError).message).toContain(file);
+  });
+});
