@@ -1,6 +1,8 @@
 /**
  * Data-plane token verification: take the JWT out of the Authorization header, verify it against a
- * trusted issuer's keys, and cache the resulting Principal.
+ * trusted issuer's keys, and cache the resulting Principal. And the gateway's own tokens: a
+ * rotating signing keyring (keys encrypted at rest under a KEK), the issuer, the JWKS and the
+ * discovery document.
  *
  * @example
  * ```ts
@@ -19,6 +21,18 @@ export {
   type VerifiedTokenCacheOptions,
 } from "./cache.js";
 export {
+  type DiscoveryDocument,
+  type DiscoveryOptions,
+  discoveryDocument,
+} from "./discovery.js";
+export {
+  createTokenIssuer,
+  type IssuedToken,
+  type IssueInput,
+  type TokenIssuer,
+  type TokenIssuerOptions,
+} from "./issue.js";
+export {
   createIssuerKeyResolver,
   DEFAULT_ALGORITHMS,
   type IssuerConfig,
@@ -29,6 +43,19 @@ export {
   resolveIssuerConfig,
   SUPPORTED_ALGORITHMS,
 } from "./issuers.js";
+export { decryptPrivateKey, encryptPrivateKey, type KekSource, loadKek } from "./keyEncryption.js";
+export { SIGNING_KEY_ERROR_CODES, SigningKeyError, type SigningKeyErrorCode } from "./keyErrors.js";
+export {
+  createKeyring,
+  type Keyring,
+  type KeyringEvent,
+  type KeyringEventType,
+  type KeyringOptions,
+  type KeySummary,
+  type RotationResult,
+  type SigningKey,
+} from "./keyring.js";
+export { type OwnIssuerOptions, ownIssuerConfig } from "./ownIssuer.js";
 export {
   createTokenVerifier,
   type TokenVerifier,

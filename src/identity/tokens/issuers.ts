@@ -28,6 +28,19 @@ export type JwksSource =
       cooldownDuration?: number;
       cacheMaxAge?: number;
       headers?: Record<string, string>;
+    }
+  /**
+   * In-process keys (the gateway's own keyring): `local()` is called on every key lookup and must be
+   * cheap; jose's `createLocalJWKSet` is rebuilt only when it returns a different object, so return
+   * the same object while the key set is unchanged (`Keyring.jwks()` does). When a token names a kid
+   * that is not in the set, `refresh()` (if given) runs — at most once per `refreshCooldownMs`
+   * (default 1000) — and the lookup is retried: another process sharing the store may have created
+   * the key. Not expressible in cosmosgate.yaml; see `ownIssuerConfig`.
+   */
+  | {
+      local: () => JSONWebKeySet;
+      refresh?: () => Promise<void>;
+      refreshCooldownMs?: number;
     };
 
 /** A trusted token issuer, as written under `identity.issuers` in `cosmosgate.yaml`. */
@@ -135,11 +148,14 @@ export function resolveIssuerConfig(config: IssuerConfig): ResolvedIssuerConfig 
       );
     }
   }
-  const jwks = config.jwks as Partial<{ file: unknown; url: unknown }> | undefined;
-  if (!jwks || (typeof jwks.file === "string") === (typeof jwks.url === "string")) {
+  const jwks = config.jwks as Partial<{ file: unknown; url: unknown; local: unknown }> | undefined;
+  const sources = jwks
+    ? [typeof jwks.file === "string", typeof jwks.url === "string", typeof jwks.local === "function"]
+    : [];
+  if (sources.filter(Boolean).length !== 1) {
     throw new TypeError(`${where}: jwks must be either {file: PATH} or {url: URL}`);
   }
-  if (typeof jwks.url === "string") checkJwksUrl(jwks.url, where);
+  if (typeof jwks?.url === "string") checkJwksUrl(jwks.url, where);
   const kind = config.kind ?? "user";
   if (kind !== "user" && kind !== "service") {
     throw new TypeError(`${where}: kind must be "user" or "service"`);
@@ -268,6 +284,8 @@ export function createIssuerKeyResolver(
     };
   }
 
+  if ("local" in source) return localResolver(resolved, source, clock, counters, stats);
+
   const file = source.file;
   const describe = `read from file ${file}`;
   let local: LocalJWKSet | undefined;
@@ -312,6 +330,75 @@ export function createIssuerKeyResolver(
   };
 }
 
+/** The resolver of an in-process key set (`jwks: {local}`). */
+function localResolver(
+  resolved: ResolvedIssuerConfig,
+  source: Extract<JwksSource, { local: unknown }>,
+  clock: () => number,
+  counters: { keyLookups: number; loads: number },
+  stats: () => { keyLookups: number; loads: number },
+): IssuerKeyResolver {
+  const describe = "taken from the gateway's keyring";
+  const cooldownMs = source.refreshCooldownMs ?? 1000;
+  let lastSet: JSONWebKeySet | undefined;
+  let local: LocalJWKSet | undefined;
+  let refreshedAt = Number.NEGATIVE_INFINITY;
+
+  /** The jose resolver of the current set; rebuilt only when `local()` returns another object. */
+  const current = (): LocalJWKSet => {
+    const set = source.local();
+    if (set !== lastSet || local === undefined) {
+      counters.loads++;
+      try {
+        local = createLocalJWKSet(checkKeySet(set));
+      } catch (error) {
+        throw keysUnavailable(resolved, describe, error);
+      }
+      lastSet = set;
+    }
+    return local;
+  };
+
+  const refresh = async (): Promise<void> => {
+    refreshedAt = clock();
+    try {
+      await source.refresh?.();
+    } catch (error) {
+      throw keysUnavailable(resolved, describe, error);
+    }
+  };
+
+  return {
+    issuer: resolved.issuer,
+    async getKey(header, token) {
+      counters.keyLookups++;
+      try {
+        return await current()(header, token);
+      } catch (error) {
+        const unknownKid = error instanceof errors.JWKSNoMatchingKey;
+        if (!unknownKid || source.refresh === undefined || clock() - refreshedAt < cooldownMs) {
+          throw mapResolverError(resolved, header, error, describe);
+        }
+      }
+      await refresh();
+      try {
+        return await current()(header, token);
+      } catch (error) {
+        throw mapResolverError(resolved, header, error, describe);
+      }
+    },
+    load: async () => {
+      current();
+    },
+    reload: async () => {
+      if (source.refresh !== undefined) await refresh();
+      lastSet = undefined;
+      current();
+    },
+    stats,
+  };
+}
+
 /** Parses a JWKS file, refusing private and symmetric keys (a JWKS file must hold public keys only). */
 function parseKeySet(text: string): JSONWebKeySet {
   let json: unknown;
@@ -320,8 +407,13 @@ function parseKeySet(text: string): JSONWebKeySet {
   } catch {
     throw new Error("the file is not valid JSON");
   }
+  return checkKeySet(json);
+}
+
+/** Refuses a key set that is not `{keys: [...]}` or holds private or symmetric keys. */
+function checkKeySet(json: unknown): JSONWebKeySet {
   const keys = (json as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new Error('the file is not a JWKS: expected {"keys": [...]}');
+  if (!Array.isArray(keys)) throw new Error('it is not a JWKS: expected {"keys": [...]}');
   for (const key of keys) {
     if (typeof key !== "object" || key === null) throw new Error("a member of keys is not an object");
     if ((key as { kty?: unknown }).kty === "oct") {

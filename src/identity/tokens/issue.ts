@@ -1,0 +1,153 @@
+import { randomUUID } from "node:crypto";
+import { type JWTPayload, SignJWT } from "jose";
+import type { Keyring } from "./keyring.js";
+
+/** Options of {@link createTokenIssuer}. */
+export interface TokenIssuerOptions {
+  /** Signs; only `signer()` is used, and `tokenTtlMs` (when present) bounds `ttlMs`. */
+  keyring: Pick<Keyring, "signer"> & Partial<Pick<Keyring, "tokenTtlMs">>;
+  /** `iss`: the control plane's public URL. */
+  issuer: string;
+  /** `aud`: the data plane's public URL. */
+  audience: string;
+  /** Token lifetime in ms (at most the keyring's `tokenTtlMs`, so a key outlives its tokens in the JWKS). */
+  ttlMs: number;
+  /** Milliseconds since the epoch. */
+  clock: () => number;
+}
+
+/** Who the token is for and how they signed in. */
+export interface IssueInput {
+  /** The user name (`sub`). */
+  sub: string;
+  /** Group names (`groups`), matched by `group:` members in policy. */
+  groups: readonly string[];
+  /** The session (`sid`) — what the revocation checker and refresh tokens hang on. */
+  sessionId: string;
+  /** The WebAuthn credential the session was signed in with (`cred`). */
+  credentialId: string;
+  /** Authentication methods (`amr`), e.g. `["hwk", "user"]`. */
+  amr: readonly string[];
+  /** When the user tapped their key, **ms** since the epoch (becomes `auth_time` in seconds). */
+  authTime: number;
+  /** More claims (e.g. `act` for an agent, `name`). Registered and gateway claims cannot be overridden. */
+  extra?: Record<string, unknown>;
+}
+
+/** An OAuth token response body (RFC 6749 §5.1), plus `jti` and `exp` for the caller's records. */
+export interface IssuedToken {
+  access_token: string;
+  token_type: "Bearer";
+  /** Seconds until `exp`. */
+  expires_in: number;
+  jti: string;
+  /** Seconds since the epoch. */
+  exp: number;
+}
+
+/** Issues the gateway's own access tokens. */
+export interface TokenIssuer {
+  issue(input: IssueInput): Promise<IssuedToken>;
+}
+
+/** Claims set by the issuer itself; `extra` may not name them. */
+const RESERVED = new Set([
+  "iss",
+  "sub",
+  "aud",
+  "exp",
+  "nbf",
+  "iat",
+  "jti",
+  "auth_time",
+  "amr",
+  "sid",
+  "cred",
+  "groups",
+  "client_id",
+  "scope",
+  "cnf",
+]);
+
+/**
+ * Creates the issuer of the gateway's access tokens: RFC 9068 JWTs signed ES256 by the keyring's
+ * current key, header `{alg: "ES256", kid, typ: "at+jwt"}`, claims `iss, sub, aud, exp, iat, jti
+ * (UUID), auth_time (s), amr, sid, cred, groups, client_id: "cosmosgate"`. Verify them with the
+ * token verifier and {@link ownIssuerConfig} (which requires `typ: at+jwt`).
+ *
+ * @throws {TypeError} on construction when `ttlMs` exceeds the keyring's `tokenTtlMs`; from
+ *   `issue()` when an input is malformed or `extra` names a reserved claim.
+ * @example
+ * ```ts
+ * const tokens = createTokenIssuer({ keyring, issuer: "https://gate.example.com",
+ *   audience: "https://cosmos.gate.example.com", ttlMs: 10 * 60_000, clock: Date.now });
+ * const body = await tokens.issue({ sub: "ada", groups: ["readers"], sessionId: session.id,
+ *   credentialId: session.credentialId, amr: ["hwk", "user"], authTime: session.authTime });
+ * reply.send(body); // { access_token, token_type: "Bearer", expires_in: 600, jti, exp }
+ * ```
+ */
+export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
+  const { keyring, issuer, audience, ttlMs, clock } = options;
+  if (typeof issuer !== "string" || issuer.length === 0)
+    throw new TypeError("issuer must be a non-empty URL");
+  if (typeof audience !== "string" || audience.length === 0) {
+    throw new TypeError("audience must be a non-empty URL");
+  }
+  if (typeof ttlMs !== "number" || !Number.isFinite(ttlMs) || ttlMs < 1000) {
+    throw new TypeError("ttlMs must be at least 1000 ms");
+  }
+  if (keyring.tokenTtlMs !== undefined && ttlMs > keyring.tokenTtlMs) {
+    throw new TypeError(
+      `ttlMs (${ttlMs}) exceeds the keyring's tokenTtlMs (${keyring.tokenTtlMs}): a retired key would leave the JWKS before its tokens expire`,
+    );
+  }
+  const ttlSeconds = Math.floor(ttlMs / 1000);
+
+  return {
+    async issue(input) {
+      const { sub, groups, sessionId, credentialId, amr, authTime, extra } = input;
+      if (typeof sub !== "string" || sub.length === 0) throw new TypeError("sub must be a non-empty string");
+      if (typeof sessionId !== "string" || sessionId.length === 0)
+        throw new TypeError("sessionId is required");
+      if (typeof credentialId !== "string" || credentialId.length === 0) {
+        throw new TypeError("credentialId is required");
+      }
+      if (!isStringList(groups)) throw new TypeError("groups must be an array of strings");
+      if (!isStringList(amr)) throw new TypeError("amr must be an array of strings");
+      if (typeof authTime !== "number" || !Number.isFinite(authTime)) {
+        throw new TypeError("authTime must be ms since the epoch");
+      }
+      const payload: JWTPayload = {};
+      if (extra !== undefined) {
+        for (const name of Object.keys(extra)) {
+          if (RESERVED.has(name)) throw new TypeError(`extra may not set the ${name} claim`);
+          payload[name] = extra[name];
+        }
+      }
+      const iat = Math.floor(clock() / 1000);
+      const exp = iat + ttlSeconds;
+      const jti = randomUUID();
+      payload.iss = issuer;
+      payload.sub = sub;
+      payload.aud = audience;
+      payload.exp = exp;
+      payload.iat = iat;
+      payload.jti = jti;
+      payload.auth_time = Math.floor(authTime / 1000);
+      payload.amr = [...amr];
+      payload.sid = sessionId;
+      payload.cred = credentialId;
+      payload.groups = [...groups];
+      payload.client_id = "cosmosgate";
+      const { kid, key } = await keyring.signer();
+      const accessToken = await new SignJWT(payload)
+        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
+        .sign(key);
+      return { access_token: accessToken, token_type: "Bearer", expires_in: exp - iat, jti, exp };
+    },
+  };
+}
+
+function isStringList(value: unknown): value is readonly string[] {
+  return Array.isArray(value) && value.every((v) => typeof v === "string");
+}
