@@ -137,7 +137,18 @@ export const configSchema = z
         authenticators: z
           .strictObject({
             userVerification: z.enum(["required", "preferred", "discouraged"]).default("required"),
-            requireDeviceBound: z.boolean().default(false),
+            requireDeviceBound: z
+              .boolean()
+              .default(false)
+              .meta({ description: "Refuse synced passkeys (backup-eligible credentials): hardware-bound keys only." }),
+            allowAaguids: z
+              .array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i))
+              .optional()
+              .meta({ description: "Only these authenticator models (AAGUIDs), proven by attestation; needs metadataFile." }),
+            metadataFile: z
+              .string()
+              .optional()
+              .meta({ description: "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded." }),
           })
           .prefault({}),
         tokens: z
@@ -146,9 +157,23 @@ export const configSchema = z
             rotateEvery: duration("24h"),
             cacheSize: z.number().int().min(0).default(10_000),
             clockSkew: duration("30s"),
+            jwksCache: duration("10m").meta({
+              description: "How long verifiers may cache the JWKS: a new signing key is published this long before it signs.",
+            }),
+            keyEncryption: z
+              .union([z.strictObject({ env: z.string() }), z.strictObject({ file: z.string() })])
+              .optional()
+              .meta({
+                description:
+                  "Key-encryption key (32 bytes, base64) for signing keys at rest: {env: VAR} or {file: PATH} (mode 0600).",
+              }),
           })
           .prefault({}),
         sessions: z.strictObject({ maxAge: duration("12h") }).prefault({}),
+        revocationPoll: duration("0ms").meta({
+          description:
+            "0: every data-plane request sees revocations made by other processes (about 3 us each); above 0, they are seen within this interval.",
+        }),
         issuers: z.array(issuer).default([]),
       })
       .prefault({}),
