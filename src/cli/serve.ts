@@ -42,12 +42,21 @@ export async function runGateway(io: Io, configFlag: string | undefined, dev: bo
       `  export NODE_EXTRA_CA_CERTS=${gw.caFile}`,
     );
   }
+  if (gw.firstAdminUrl) {
+    lines.push(
+      "",
+      "No one is enrolled yet. Enroll the first administrator's passkey or security key (one-time link, 24 h):",
+      `  ${gw.firstAdminUrl}`,
+      "Then sign in from the command line and use the SDK with GatewayCredential:",
+      `  npx cosmosgate login --gateway ${loaded.config.controlPlane.publicUrl}`,
+      "  npx tsx examples/quickstart.ts",
+    );
+  }
   if (dev) {
     lines.push(
       "",
-      "Get a development token (until passkey sign-in exists) and try the SDK:",
+      "Development mode also trusts tokens from `cosmosgate dev-token` (no passkey needed, for scripts and tests):",
       "  export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)",
-      "  npx tsx examples/quickstart.ts",
     );
   }
   lines.push("", "Press Ctrl-C to stop.", "");

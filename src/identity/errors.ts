@@ -20,6 +20,7 @@ export const TOKEN_ERROR_CODES = [
   "ERR_TOKEN_ISSUER",
   "ERR_TOKEN_CLAIMS",
   "ERR_TOKEN_KEYS_UNAVAILABLE",
+  "ERR_TOKEN_REVOKED",
 ] as const;
 
 /** One of {@link TOKEN_ERROR_CODES}. */

@@ -22,12 +22,18 @@ export interface TokenVerifierPort {
   verify(token: string): Promise<Principal>;
 }
 
+export interface RevocationPort {
+  revokedBy(p: Principal): "subject" | "session" | "credential" | undefined;
+}
+
 export interface AuditPort {
   append(event: AuditEvent): Promise<number>;
 }
 
 export interface ProxyDeps {
   verifier: TokenVerifierPort;
+  /** Revocation beats the verified-token cache: disabled users, revoked sessions, suspended keys. */
+  revocation?: RevocationPort;
   /** The policy in force; replaced atomically when the file reloads. */
   policy: { current: CompiledPolicy };
   upstream: Upstream;
@@ -83,6 +89,8 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
 
   try {
     principal = await authenticate(deps.verifier, req.headers.authorization);
+    const revoked = deps.revocation?.revokedBy(principal);
+    if (revoked) throw new TokenError("ERR_TOKEN_REVOKED", REVOKED_MESSAGE[revoked]);
     let classified = classify(method, rawPath, req.headers);
     op = classified;
     const body = await readBody(req, deps.maxBodyBytes);
@@ -138,6 +146,12 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
   }
   send(res, outcome);
 }
+
+const REVOKED_MESSAGE = {
+  subject: "token revoked: the user is disabled; ask an administrator",
+  session: "token revoked: the session was signed out or revoked; sign in again (cosmosgate login)",
+  credential: "token revoked: the key it was issued for was removed or suspended; sign in with another key",
+} as const;
 
 async function authenticate(verifier: TokenVerifierPort, header: string | undefined): Promise<Principal> {
   const token = parseAuthorization(header);

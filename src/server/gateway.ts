@@ -3,6 +3,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import type { AuditEvent } from "../audit/types.js";
 import { createWorkerAuditWriter } from "../audit/workerWriter.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
@@ -10,10 +11,13 @@ import { parseListen } from "../config/schema.js";
 import { startVercelUpstream } from "../devstore/vercel.js";
 import { openDevIssuer } from "../identity/dev/devIssuer.js";
 import type { IssuerConfig } from "../identity/tokens/issuers.js";
+import { ownIssuerConfig } from "../identity/tokens/ownIssuer.js";
 import { createTokenVerifier } from "../identity/tokens/verify.js";
+import { firstAdminInvite } from "../identity/users/index.js";
 import { createDataPlaneHandler } from "../proxy/handler.js";
 import { createUpstream, type Upstream, type UpstreamAuth } from "../proxy/upstream.js";
 import { ensureDevTls } from "./devCa.js";
+import { createIdentityServices, type IdentityEvent, type IdentityServices } from "./identity.js";
 import { type PolicyHolder, readPolicyFile, watchPolicy } from "./policyWatcher.js";
 
 export interface GatewayDeps {
@@ -35,6 +39,9 @@ export interface Gateway {
   policyMissing: boolean;
   policy: PolicyHolder;
   upstreamOrigin: string;
+  /** The first administrator's one-time enrollment URL, on a start with no users. */
+  firstAdminUrl?: string;
+  identity: IdentityServices;
   upstreamType: "embedded" | "cosmos";
   auditFile: string;
   stateDir: string;
@@ -77,6 +84,45 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       };
     }
 
+    // Audit.
+    const auditFile = `${stateDir}/audit.db`;
+    const audit = await createWorkerAuditWriter(auditFile);
+    closers.push(() => audit.close());
+    const recordIdentityEvent = (e: IdentityEvent) => {
+      const event: AuditEvent = {
+        time: clock(),
+        type: e.type,
+        subject: e.subject ?? "",
+        credential: e.credential,
+        actions: [],
+        resource: e.kid ? `/keys/${e.kid}` : "",
+        decision: e.decision ?? "allow",
+        reason: e.reason,
+        status: 0,
+        durationMs: 0,
+      };
+      audit
+        .append(event)
+        .catch((err: Error) =>
+          log.error({ problem: err.message, type: e.type }, "audit of an identity event failed"),
+        );
+    };
+
+    // The gateway's own identity provider: passkeys, signing keys, sessions.
+    const identity = await createIdentityServices(loaded, {
+      clock,
+      events: recordIdentityEvent,
+      env,
+      stateDir,
+    });
+    closers.push(() => identity.close());
+    identity.keyring.start();
+    let firstAdminUrl: string | undefined;
+    if (identity.store.countUsers() === 0) {
+      const invite = firstAdminInvite(identity.store, clock);
+      if (invite) firstAdminUrl = `${identity.issuerUrl}/enroll?invite=${invite.secret}`;
+    }
+
     // Upstream.
     let upstream: Upstream;
     const up = config.upstream;
@@ -113,10 +159,19 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     closers.push(() => upstream.close());
 
     // Identity: the trusted issuers (and, in dev, the local development issuer).
-    const issuers: IssuerConfig[] = config.identity.issuers.map((i) => ({
-      ...i,
-      jwks: "file" in i.jwks ? { file: resolveConfigPath(loaded, i.jwks.file) } : i.jwks,
-    }));
+    const issuers: IssuerConfig[] = [
+      ownIssuerConfig({
+        keyring: identity.keyring,
+        issuer: identity.issuerUrl,
+        audience: config.dataPlane.publicUrl,
+      }),
+    ];
+    for (const i of config.identity.issuers) {
+      issuers.push({
+        ...i,
+        jwks: "file" in i.jwks ? { file: resolveConfigPath(loaded, i.jwks.file) } : i.jwks,
+      });
+    }
     if (deps.devIssuer) {
       const dev = await openDevIssuer(stateDir);
       issuers.push({
@@ -158,17 +213,13 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     const policy: PolicyHolder = { current: initial.policy, loads: 0, refusals: 0 };
     closers.push(watchPolicy(policyFile, policy, log));
 
-    // Audit.
-    const auditFile = `${stateDir}/audit.db`;
-    const audit = await createWorkerAuditWriter(auditFile);
-    closers.push(() => audit.close());
-
     // Data plane.
     const dataListen = parseListen(config.dataPlane.listen)!;
     const dataServer = createHttpsServer(
       { cert: tls.cert, key: tls.key, keepAliveTimeout: 65_000 },
       createDataPlaneHandler({
         verifier,
+        revocation: identity.revocation,
         policy,
         upstream,
         audit,
@@ -205,6 +256,8 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       policy,
       upstreamOrigin: upstream.origin,
       upstreamType: up.type,
+      firstAdminUrl,
+      identity,
       auditFile,
       stateDir,
       close: closeAll,

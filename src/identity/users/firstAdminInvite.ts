@@ -4,7 +4,7 @@ import type { UserEvents } from "./types.js";
 
 /**
  * The bootstrap invite: while the gateway has no users at all, makes a fresh invite for "admin"
- * (an administrator, valid 24 hours) for the gateway to print at start-up. Each start makes a new
+ * (an administrator in the group "cosmos-admins", valid 24 hours) for the gateway to print at start-up. Each start makes a new
  * one (the secret of an earlier one cannot be shown again, since only its hash is stored); any of
  * them enrolls the first administrator, after which this returns undefined.
  *
@@ -22,7 +22,8 @@ export function firstAdminInvite(
   if (store.countUsers() > 0) return undefined;
   return inviteUser(store, {
     name: "admin",
-    groups: [],
+    // The starter policy (cosmosgate init / dev) gives this group every action.
+    groups: ["cosmos-admins"],
     admin: true,
     createdBy: "cosmosgate",
     clock,
