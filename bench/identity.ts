@@ -1,11 +1,13 @@
-import { createSoftAuthenticator } from "../src/identity/webauthn/testing/softAuthenticator.js";
 import { createTestWebAuthn } from "../src/identity/webauthn/testing/createTestWebAuthn.js";
+import { createSoftAuthenticator } from "../src/identity/webauthn/testing/softAuthenticator.js";
 
 /**
  * WebAuthn sign-in verifications per second: options (a stored challenge), a software
  * authenticator's assertion, and the full server-side verification with its store writes.
  */
-export async function benchSignIn(iterations = 500): Promise<{ signInsPerSecond: number; msPerSignIn: number }> {
+export async function benchSignIn(
+  iterations = 500,
+): Promise<{ signInsPerSecond: number; msPerSignIn: number }> {
   const t = createTestWebAuthn();
   try {
     const key = createSoftAuthenticator({ rpId: t.rpId, origin: t.origin });

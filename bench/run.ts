@@ -10,11 +10,11 @@ import { benchAppend } from "../src/audit/bench.js";
 import { loadConfig } from "../src/config/load.js";
 import { benchTokenVerification } from "../src/identity/tokens/bench.js";
 import { benchTokenIssue } from "../src/identity/tokens/issueBench.js";
-import { benchSignIn } from "./identity.js";
 import { benchEvaluate } from "../src/policy/bench.js";
 import { startGateway } from "../src/server/gateway.js";
 import { createTestIssuer } from "../test/helpers/issuer.js";
 import { freePort } from "../test/helpers/upstream.js";
+import { benchSignIn } from "./identity.js";
 import { type LoadResult, load } from "./load.js";
 import { startPassthrough } from "./passthrough.js";
 
@@ -148,7 +148,9 @@ log: {level: warn}
     const issue = await benchTokenIssue();
     console.log(`  token issue (ES256)               ${issue.issuesPerSecond.toFixed(0)} tokens/s`);
     const signIn = await benchSignIn();
-    console.log(`  WebAuthn sign-in verification     ${signIn.signInsPerSecond.toFixed(0)} sign-ins/s (${signIn.msPerSignIn.toFixed(2)} ms each, incl. the authenticator)`);
+    console.log(
+      `  WebAuthn sign-in verification     ${signIn.signInsPerSecond.toFixed(0)} sign-ins/s (${signIn.msPerSignIn.toFixed(2)} ms each, incl. the authenticator)`,
+    );
     const audit = await benchAppend(20_000, { concurrency: 256 });
     console.log(
       `  audit append, group commit        ${audit.recordsPerSecond.toFixed(0)} records/s (synchronous=FULL)`,

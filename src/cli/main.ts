@@ -5,8 +5,12 @@ import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
 import { registerInit } from "./init.js";
 import { CliError, type Io, processIo } from "./io.js";
+import { registerKeys } from "./keys.js";
+import { registerLogin } from "./login.js";
 import { registerPolicy } from "./policy.js";
 import { registerServe } from "./serve.js";
+import { registerToken } from "./token.js";
+import { registerUsers } from "./users.js";
 
 /**
  * Runs the cosmosgate command line and resolves with the exit code: 0 success, 1 failure,
@@ -28,11 +32,16 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   registerDev(program, io);
   registerInit(program, io);
   registerConfig(program, io);
+  registerLogin(program, io);
+  registerToken(program, io);
+  registerUsers(program, io);
+  registerKeys(program, io);
   registerPolicy(program, io);
   registerAudit(program, io);
   program.addHelpText(
     "after",
-    "\nStart here:\n  cosmosgate dev                 gateway + embedded store + a development token issuer\n" +
+    "\nStart here:\n  cosmosgate dev                 gateway + embedded store; prints the first administrator's enrollment link\n" +
+      "  cosmosgate login               sign in with your passkey or security key (for the CLI and GatewayCredential)\n" +
       "  cosmosgate init                write a commented cosmosgate.yaml and policy.yaml\n" +
       "  cosmosgate <command> --help    help for one command",
   );

@@ -1,10 +1,15 @@
 import { join } from "node:path";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
-import { createRevocationChecker, createSessions, type RevocationChecker, type Sessions } from "../identity/sessions/index.js";
-import { createKeyring, type Keyring } from "../identity/tokens/keyring.js";
-import { loadKek } from "../identity/tokens/keyEncryption.js";
+import {
+  createRevocationChecker,
+  createSessions,
+  type RevocationChecker,
+  type Sessions,
+} from "../identity/sessions/index.js";
 import { createTokenIssuer, type TokenIssuer } from "../identity/tokens/issue.js";
+import { loadKek } from "../identity/tokens/keyEncryption.js";
+import { createKeyring, type Keyring } from "../identity/tokens/keyring.js";
 import { createWebAuthn, type WebAuthn } from "../identity/webauthn/index.js";
 import { openIdentityStore, type SqliteIdentityStore } from "../store/identityStore.js";
 
@@ -40,7 +45,12 @@ export interface IdentityServices {
  */
 export async function createIdentityServices(
   loaded: LoadedConfig,
-  deps: { clock: () => number; events: (e: IdentityEvent) => void; env?: NodeJS.ProcessEnv; stateDir: string },
+  deps: {
+    clock: () => number;
+    events: (e: IdentityEvent) => void;
+    env?: NodeJS.ProcessEnv;
+    stateDir: string;
+  },
 ): Promise<IdentityServices> {
   const { config } = loaded;
   const id = config.identity;

@@ -18,6 +18,8 @@ export interface Harness {
   issuer: TestIssuer;
   /** Public URL of the data plane (https://localhost:PORT). */
   endpoint: string;
+  /** Public URL of the control plane (http://localhost:PORT), also the WebAuthn origin. */
+  controlUrl: string;
   /** Requests the upstream received (empty when the upstream is embedded). */
   seen: SeenRequest[];
   logs: string[];
@@ -70,6 +72,8 @@ export async function startHarness(
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-e2e-"));
   const port = await freePort();
   const endpoint = `https://localhost:${port}`;
+  const controlPort = await freePort();
+  const controlUrl = `http://localhost:${controlPort}`;
   const issuer = await createTestIssuer(dir, ISSUER, endpoint);
   let seen: SeenRequest[] = [];
   let closeUpstream = async () => {};
@@ -90,9 +94,11 @@ dataPlane:
   listen: 127.0.0.1:${port}
   publicUrl: ${endpoint}
 controlPlane:
-  listen: 127.0.0.1:0
+  listen: 127.0.0.1:${controlPort}
+  publicUrl: ${controlUrl}
 ${upstreamYaml}
 identity:
+  rp: {id: localhost, name: cosmosgate test, origins: ["${controlUrl}"]}
   issuers:
     - issuer: ${ISSUER}
       audience: ${endpoint}
@@ -125,6 +131,7 @@ ${opts.extraConfig ?? ""}`,
     gw,
     issuer,
     endpoint,
+    controlUrl,
     seen,
     logs,
     policyFile,
