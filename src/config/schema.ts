@@ -140,15 +140,24 @@ export const configSchema = z
             requireDeviceBound: z
               .boolean()
               .default(false)
-              .meta({ description: "Refuse synced passkeys (backup-eligible credentials): hardware-bound keys only." }),
+              .meta({
+                description:
+                  "Refuse synced passkeys (backup-eligible credentials): hardware-bound keys only.",
+              }),
             allowAaguids: z
               .array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i))
               .optional()
-              .meta({ description: "Only these authenticator models (AAGUIDs), proven by attestation; needs metadataFile." }),
+              .meta({
+                description:
+                  "Only these authenticator models (AAGUIDs), proven by attestation; needs metadataFile.",
+              }),
             metadataFile: z
               .string()
               .optional()
-              .meta({ description: "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded." }),
+              .meta({
+                description:
+                  "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded.",
+              }),
           })
           .prefault({}),
         tokens: z
@@ -158,7 +167,8 @@ export const configSchema = z
             cacheSize: z.number().int().min(0).default(10_000),
             clockSkew: duration("30s"),
             jwksCache: duration("10m").meta({
-              description: "How long verifiers may cache the JWKS: a new signing key is published this long before it signs.",
+              description:
+                "How long verifiers may cache the JWKS: a new signing key is published this long before it signs.",
             }),
             keyEncryption: z
               .union([z.strictObject({ env: z.string() }), z.strictObject({ file: z.string() })])
