@@ -137,13 +137,9 @@ export const configSchema = z
         authenticators: z
           .strictObject({
             userVerification: z.enum(["required", "preferred", "discouraged"]).default("required"),
-            requireDeviceBound: z
-              .boolean()
-              .default(false)
-              .meta({
-                description:
-                  "Refuse synced passkeys (backup-eligible credentials): hardware-bound keys only.",
-              }),
+            requireDeviceBound: z.boolean().default(false).meta({
+              description: "Refuse synced passkeys (backup-eligible credentials): hardware-bound keys only.",
+            }),
             allowAaguids: z
               .array(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i))
               .optional()
@@ -151,13 +147,10 @@ export const configSchema = z
                 description:
                   "Only these authenticator models (AAGUIDs), proven by attestation; needs metadataFile.",
               }),
-            metadataFile: z
-              .string()
-              .optional()
-              .meta({
-                description:
-                  "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded.",
-              }),
+            metadataFile: z.string().optional().meta({
+              description:
+                "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded.",
+            }),
           })
           .prefault({}),
         tokens: z

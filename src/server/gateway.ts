@@ -1,5 +1,6 @@
-import { chmod, mkdir, readFile } from "node:fs/promises";
-import { createServer as createHttpServer, type Server } from "node:http";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -16,6 +17,7 @@ import { createTokenVerifier } from "../identity/tokens/verify.js";
 import { firstAdminInvite } from "../identity/users/index.js";
 import { createDataPlaneHandler } from "../proxy/handler.js";
 import { createUpstream, type Upstream, type UpstreamAuth } from "../proxy/upstream.js";
+import { createControlPlane } from "./controlPlane/index.js";
 import { ensureDevTls } from "./devCa.js";
 import { createIdentityServices, type IdentityEvent, type IdentityServices } from "./identity.js";
 import { type PolicyHolder, readPolicyFile, watchPolicy } from "./policyWatcher.js";
@@ -232,19 +234,35 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     await listen(dataServer, dataListen.host, dataListen.port);
     closers.push(() => closeServer(dataServer));
 
-    // Control plane: health for now; sign-in and the console come with passkey identity.
+    // Control plane: passkey ceremonies, OAuth for the CLI, JWKS and discovery, pages, health.
     const controlListen = parseListen(config.controlPlane.listen)!;
-    const controlServer = createHttpServer((req, res) => {
-      if (req.url === "/healthz") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: "ok", policyVersion: policy.current.version }));
-        return;
-      }
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ code: "NotFound", message: `no route ${req.method} ${req.url}` }));
+    const app = createControlPlane({
+      identity,
+      config,
+      log,
+      clock,
+      events: recordIdentityEvent,
+      cookieSecret: await ensureSecretFile(`${stateDir}/cookie-secret`),
+      health: () => ({
+        status: "ok",
+        policyVersion: policy.current.version,
+        upstream: up.type,
+        signingKeys: identity.keyring.list().length,
+      }),
     });
-    await listen(controlServer, controlListen.host, controlListen.port);
-    closers.push(() => closeServer(controlServer));
+    try {
+      await app.listen({ host: controlListen.host, port: controlListen.port });
+    } catch (err) {
+      await app.close();
+      const code = (err as NodeJS.ErrnoException).code;
+      throw code === "EADDRINUSE"
+        ? new Error(
+            `cannot listen on ${config.controlPlane.listen}: the address is in use; stop the other process or change controlPlane.listen`,
+          )
+        : err;
+    }
+    closers.push(() => app.close());
+    const controlServer = app.server;
 
     return {
       dataPlaneUrl: urlOf(dataServer, "https"),
@@ -298,6 +316,20 @@ async function upstreamAuth(
       return t;
     },
   };
+}
+
+/** A random secret kept in a 0600 file, made on first use (the console's cookie-signing key). */
+async function ensureSecretFile(file: string): Promise<string> {
+  try {
+    const text = (await readFile(file, "utf8")).trim();
+    if (text.length >= 32) return text;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const secret = randomBytes(32).toString("base64url");
+  await writeFile(file, secret, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return secret;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

@@ -1,0 +1,32 @@
+import type { Logger } from "pino";
+import type { Config } from "../../config/schema.js";
+import type { IdentityEvent, IdentityServices } from "../identity.js";
+
+/** What {@link createControlPlane} is built from. */
+export interface ControlPlaneDeps {
+  /** The gateway's own identity provider (store, ceremonies, keyring, issuer, sessions). */
+  identity: IdentityServices;
+  config: Config;
+  /** Request summaries (method, route pattern, status, time) and faults; never tokens, codes, cookies or bodies. */
+  log: Logger;
+  /** Milliseconds since the epoch. */
+  clock: () => number;
+  /** Audit sink for what the control plane does itself: token.*, credential.renamed/removed, session.revoked on key removal. */
+  events: (e: IdentityEvent) => void;
+  /** Signs the console session cookie: at least 32 characters of a random secret, kept in stateDir. */
+  cookieSecret: string;
+  /** The body of `GET /healthz`. */
+  health: () => Record<string, unknown>;
+}
+
+/** What the route modules share; built once by {@link createControlPlane}. @internal */
+export interface ControlPlaneContext extends ControlPlaneDeps {
+  /** The control plane's public URL without a trailing slash. */
+  publicUrl: string;
+  /** Its host (and port), as shown on pages: "localhost:8080". */
+  publicHost: string;
+  /** Secure cookies: the public URL is https. */
+  secure: boolean;
+  /** Sends an event; a failing sink never fails the request. */
+  emit: (e: IdentityEvent) => void;
+}

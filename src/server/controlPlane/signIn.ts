@@ -1,0 +1,99 @@
+import type { CredentialRecord, SessionRecord, UserRecord } from "../../store/ports.js";
+import type { ControlPlaneContext } from "./context.js";
+import { ApiError } from "./errors.js";
+
+/** A finished sign-in: the verified key, and the session it started with its first refresh token. */
+export interface SignInResult {
+  user: UserRecord;
+  credential: CredentialRecord;
+  amr: string[];
+  session: SessionRecord;
+  refreshToken: string;
+}
+
+/**
+ * Verifies a WebAuthn assertion (a "login" challenge) and starts a session for it. Refusals are the
+ * WebAuthn module's {@link WebAuthnError}s (400/403) or the session module's `ERR_USER_DISABLED`.
+ *
+ * @example
+ * ```ts
+ * const { user, session, refreshToken } = await signInWithKey(ctx, body.response);
+ * ```
+ */
+export async function signInWithKey(ctx: ControlPlaneContext, response: unknown): Promise<SignInResult> {
+  const { webauthn, sessions } = ctx.identity;
+  const verified = await webauthn.verifyAuthentication({ response });
+  const authTime = ctx.clock();
+  const { session, refreshToken } = sessions.start({
+    user: verified.user,
+    credentialId: verified.credential.id,
+    amr: verified.amr,
+    authTime,
+  });
+  return { user: verified.user, credential: verified.credential, amr: verified.amr, session, refreshToken };
+}
+
+/** The OAuth token response (RFC 6749 §5.1) for a session. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  refresh_token: string;
+}
+
+/**
+ * Issues an access token for a session (its user, key, `amr` and `auth_time`) and pairs it with the
+ * session's current refresh token.
+ */
+export async function tokensFor(
+  ctx: ControlPlaneContext,
+  user: UserRecord,
+  session: SessionRecord,
+  refreshToken: string,
+): Promise<TokenResponse> {
+  const issued = await ctx.identity.issuer.issue({
+    sub: user.name,
+    groups: user.groups,
+    sessionId: session.id,
+    credentialId: session.credentialId,
+    amr: session.amr,
+    authTime: session.authTime,
+  });
+  return {
+    access_token: issued.access_token,
+    token_type: "Bearer",
+    expires_in: issued.expires_in,
+    refresh_token: refreshToken,
+  };
+}
+
+/**
+ * Whether a session may still be used: not revoked, not past its maximum age, its user enabled, its
+ * key present and not suspended. Returns the session's user, or a reason.
+ */
+export function checkSession(
+  ctx: ControlPlaneContext,
+  sessionId: string,
+): { ok: true; session: SessionRecord; user: UserRecord } | { ok: false; reason: string } {
+  const { store } = ctx.identity;
+  const session = store.getSession(sessionId);
+  if (session === undefined) return { ok: false, reason: "the session no longer exists" };
+  if (session.revokedAt !== undefined)
+    return { ok: false, reason: `the session was revoked (${session.revokedReason ?? "no reason given"})` };
+  if (session.expiresAt <= ctx.clock()) return { ok: false, reason: "the session reached its maximum age" };
+  const user = store.getUserById(session.userId);
+  if (user === undefined || user.disabled) return { ok: false, reason: "the user is disabled" };
+  const credential = store.getCredential(session.credentialId);
+  if (credential === undefined) return { ok: false, reason: "the key was removed" };
+  if (credential.suspendedAt !== undefined) return { ok: false, reason: "the key is suspended" };
+  return { ok: true, session, user };
+}
+
+/** 401 for the JSON API when the request is not signed in. */
+export function notSignedIn(): ApiError {
+  return new ApiError(
+    401,
+    "ERR_NOT_SIGNED_IN",
+    "you are not signed in (or your session ended); sign in with your key at /signin.",
+  );
+}
