@@ -1,27 +1,26 @@
-// The quick start: the official @azure/cosmos SDK, unchanged, talking to Cosmos DB through cosmosgate.
-// Two things differ from a direct connection: the endpoint (the gateway) and the credential (a
-// short-lived identity token instead of an account key).
+// The quick start: the official @azure/cosmos SDK, unchanged, talking to Cosmos DB through
+// cosmosgate. Two things differ from a direct connection: the endpoint (the gateway) and the
+// credential (a short-lived token from your passkey sign-in instead of an account key).
 //
-//   npm start                                    # in one terminal: `cosmosgate dev`
-//   export NODE_EXTRA_CA_CERTS=.cosmosgate/tls/ca.pem
-//   export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)
+//   npm start                                        # terminal 1: prints the enrollment link
+//   (open the link in a browser, enroll your passkey or security key)
+//   export NODE_EXTRA_CA_CERTS=$PWD/.cosmosgate/tls/ca.pem
+//   npx cosmosgate login                             # a tap; the session is kept in ~/.config/cosmosgate
 //   npx tsx examples/quickstart.ts
+//
+// On a machine without a browser, `cosmosgate dev` also accepts development tokens:
+//   export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)
+import type { TokenCredential } from "@azure/core-auth";
 import { CosmosClient } from "@azure/cosmos";
+import { GatewayCredential } from "cosmosgate/client";
 
 const endpoint = process.env.COSMOSGATE_ENDPOINT ?? "https://localhost:8081";
-const token = process.env.COSMOSGATE_TOKEN;
-if (!token) {
-  console.error(
-    "Set COSMOSGATE_TOKEN first: export COSMOSGATE_TOKEN=$(npx cosmosgate dev-token --sub you --group cosmos-admins)",
-  );
-  process.exit(2);
-}
+const devToken = process.env.COSMOSGATE_TOKEN;
+const credential: TokenCredential = devToken
+  ? { getToken: async () => ({ token: devToken, expiresOnTimestamp: Date.now() + 5 * 60_000 }) }
+  : new GatewayCredential(); // refreshes from the `cosmosgate login` session when < 2 min remain
 
-const client = new CosmosClient({
-  endpoint,
-  // Any Azure TokenCredential works; this one hands over the token from the environment.
-  aadCredentials: { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 5 * 60_000 }) },
-});
+const client = new CosmosClient({ endpoint, aadCredentials: credential });
 
 const { database } = await client.databases.createIfNotExists({ id: "shop" });
 const { container } = await database.containers.createIfNotExists({
@@ -38,4 +37,5 @@ const { resources } = await container.items
   })
   .fetchAll();
 console.log("query:", resources);
-console.log("Every request above is in the audit trail: npx cosmosgate audit tail");
+console.log("Every request above is in the audit trail, with the key you used: npx cosmosgate audit tail");
+client.dispose();
