@@ -4,8 +4,8 @@ import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { createDurableAuditWriter } from "../audit/durableWriter.js";
 import type { AuditEvent } from "../audit/types.js";
-import { createWorkerAuditWriter } from "../audit/workerWriter.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
 import { parseListen } from "../config/schema.js";
@@ -88,7 +88,7 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
 
     // Audit.
     const auditFile = `${stateDir}/audit.db`;
-    const audit = await createWorkerAuditWriter(auditFile);
+    const audit = await createDurableAuditWriter(auditFile, { clock });
     closers.push(() => audit.close());
     const recordIdentityEvent = (e: IdentityEvent) => {
       const event: AuditEvent = {

@@ -12,6 +12,12 @@ export interface OpenDatabaseOptions {
   readonly?: boolean;
   /** How long a statement waits for another connection's lock before failing, in ms. Default 5000. */
   busyTimeoutMs?: number;
+  /**
+   * `FULL` (default): COMMIT returns after an fsync of the WAL. `NORMAL`: COMMIT returns after the
+   * WAL write; the caller then makes the commit durable itself (the audit writer fsyncs the WAL
+   * asynchronously, off the event loop, before it acknowledges a record).
+   */
+  synchronous?: "FULL" | "NORMAL";
 }
 
 const DIR_MODE = 0o700;
@@ -53,7 +59,7 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
       db.pragma("user_version");
     } else {
       db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
+      db.pragma(opts.synchronous === "NORMAL" ? "synchronous = NORMAL" : "synchronous = FULL");
       db.pragma("foreign_keys = ON");
     }
   } catch (err) {

@@ -1,12 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../store/sqlite.js";
+import { createDurableAuditWriter } from "./durableWriter.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
 import { verifyChain } from "./verify.js";
-import { createWorkerAuditWriter } from "./workerWriter.js";
 
 const event = (i: number): AuditEvent => ({
   time: 1_700_000_000_000 + i,
@@ -20,16 +20,16 @@ const event = (i: number): AuditEvent => ({
   durationMs: 1,
 });
 
-describe("createWorkerAuditWriter", () => {
+describe("createDurableAuditWriter", () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "cosmosgate-auditw-"));
+    dir = mkdtempSync(join(tmpdir(), "cosmosgate-auditd-"));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("commits concurrent appends in a worker thread with consecutive seqs and a valid chain", async () => {
+  it("commits concurrent appends with consecutive seqs and a valid chain, each acknowledged after the WAL fsync", async () => {
     const file = join(dir, "audit.db");
-    const audit = await createWorkerAuditWriter(file);
+    const audit = await createDurableAuditWriter(file);
     const seqs = await Promise.all(Array.from({ length: 500 }, (_, i) => audit.append(event(i))));
     expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(audit.pending()).toBe(0);
@@ -44,16 +44,31 @@ describe("createWorkerAuditWriter", () => {
 
   it("continues the chain across restarts", async () => {
     const file = join(dir, "audit.db");
-    const first = await createWorkerAuditWriter(file);
+    const first = await createDurableAuditWriter(file);
     await first.append(event(1));
     await first.close();
-    const second = await createWorkerAuditWriter(file);
+    const second = await createDurableAuditWriter(file);
     expect(await second.append(event(2))).toBe(2);
     await second.close();
   });
 
+  it("keeps the database in WAL mode with synchronous=NORMAL (it fsyncs the WAL itself) and files 0600", async () => {
+    const file = join(dir, "audit.db");
+    const audit = await createDurableAuditWriter(file);
+    await audit.append(event(1));
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(`${file}-wal`).mode & 0o777).toBe(0o600);
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    } finally {
+      db.close();
+    }
+    await audit.close();
+  });
+
   it("refuses appends after close with ERR_AUDIT_CLOSED", async () => {
-    const audit = await createWorkerAuditWriter(join(dir, "audit.db"));
+    const audit = await createDurableAuditWriter(join(dir, "audit.db"));
     await audit.close();
     await expect(audit.append(event(1))).rejects.toMatchObject({ code: "ERR_AUDIT_CLOSED" });
   });
@@ -61,7 +76,7 @@ describe("createWorkerAuditWriter", () => {
   it("fails to start with an AuditError when the database cannot be opened", async () => {
     const file = join(dir, "is-a-directory.db");
     mkdirSync(file);
-    const err = await createWorkerAuditWriter(file).catch((e: unknown) => e);
+    const err = await createDurableAuditWriter(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuditError);
     expect((err as AuditError).message).toContain(file);
   });

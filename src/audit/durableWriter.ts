@@ -1,0 +1,112 @@
+import { type FileHandle, open } from "node:fs/promises";
+import { openDatabase } from "../store/sqlite.js";
+import { AuditError } from "./errors.js";
+import type { AuditEvent } from "./types.js";
+import { createAuditWriter } from "./writer.js";
+
+/** The audit trail as the data plane uses it. */
+export interface AuditSink {
+  /** Resolves with the record's seq once it is committed and on disk; rejects with AuditError otherwise. */
+  append(event: AuditEvent): Promise<number>;
+  /** Appends not yet durable, for metrics and back-pressure. */
+  pending(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * The data plane's audit writer. Group commit in this thread with `synchronous = NORMAL` (a COMMIT
+ * is a WAL write, tens of microseconds, no fsync), then one asynchronous fsync of the WAL file on
+ * libuv's thread pool covers every group committed before it; an append resolves only after that
+ * fsync. Durability is the same as `synchronous = FULL` — an acknowledged record survives a crash
+ * of the process or of the machine — but the event loop never waits for the disk.
+ *
+ * An fsync that fails rejects the appends it covered with ERR_AUDIT_WRITE (the data plane answers
+ * 503: fail closed) and every later append too, since the file's state is then unknown.
+ *
+ * @example const audit = await createDurableAuditWriter(join(stateDir, "audit.db")); await audit.append(event)
+ */
+export async function createDurableAuditWriter(
+  file: string,
+  opts: { clock?: () => number } = {},
+): Promise<AuditSink> {
+  let db: ReturnType<typeof openDatabase>;
+  try {
+    db = openDatabase(file, { synchronous: "NORMAL" });
+  } catch (err) {
+    // StoreError's message names the file and what to do; keep it, with the audit's code.
+    throw new AuditError("ERR_AUDIT_WRITE", (err as Error).message, { cause: err });
+  }
+  let wal: FileHandle;
+  let writer: ReturnType<typeof createAuditWriter>;
+  try {
+    writer = createAuditWriter(db, { clock: opts.clock });
+    // The WAL exists while this connection is open (the schema migration wrote to it); SQLite
+    // reuses the same file after checkpoints, so one handle serves for the writer's life.
+    db.pragma("wal_checkpoint(PASSIVE)");
+    wal = await open(`${file}-wal`, "r");
+  } catch (err) {
+    db.close();
+    throw err instanceof AuditError
+      ? err
+      : new AuditError("ERR_AUDIT_WRITE", `cannot open the audit trail "${file}": ${(err as Error).message}`);
+  }
+
+  let failure: AuditError | undefined;
+  let pending = 0;
+  let syncing: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+
+  /** Resolves once an fsync that started after this call has finished. */
+  const durable = (): Promise<void> => {
+    if (!syncing) {
+      syncing = wal.sync().finally(() => {
+        syncing = undefined;
+      });
+      return syncing;
+    }
+    // An fsync is running and may have started before our commit: wait for the next one, shared
+    // by every commit that arrives meanwhile.
+    queued ??= syncing.then(
+      () => {
+        queued = undefined;
+        return durable();
+      },
+      () => {
+        queued = undefined;
+        return durable();
+      },
+    );
+    return queued;
+  };
+
+  return {
+    async append(event) {
+      if (failure) throw failure;
+      pending++;
+      try {
+        const seq = await writer.append(event);
+        try {
+          await durable();
+        } catch (err) {
+          failure ??= new AuditError(
+            "ERR_AUDIT_WRITE",
+            `the audit trail could not be flushed to disk: ${(err as Error).message}`,
+          );
+          throw failure;
+        }
+        return seq;
+      } finally {
+        pending--;
+      }
+    },
+    pending: () => pending,
+    async close() {
+      await writer.close();
+      await (syncing ?? Promise.resolve()).catch(() => {});
+      await wal.sync().catch(() => {});
+      await wal.close();
+      db.close();
+      failure ??= new AuditError("ERR_AUDIT_CLOSED", "the audit writer is closed");
+    },
+  };
+}
