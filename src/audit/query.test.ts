@@ -78,6 +78,12 @@ describe("formatRecord", () => {
     );
   });
 
+  it("names the key used, and the type of events other than data-plane requests", () => {
+    const line = formatRecord({ ...record, credential: "cred-1", type: "signin.succeeded" });
+    expect(line).toMatch(/^\S+ signin\.succeeded \S+ \S+ \S+ key=cred-1 /);
+    expect(formatRecord({ ...record, credential: "cred-1" })).toContain(" key=cred-1 ");
+  });
+
   it("never spans more than one line", () => {
     const line = formatRecord({
       ...record,

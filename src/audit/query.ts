@@ -60,7 +60,8 @@ export function tail(db: Database, n: number): AuditRecord[] {
  * @example
  * ```ts
  * formatRecord(record);
- * // 2025-01-02T03:04:05.678Z deny 403/5301 alice@contoso delete /dbs/shop/colls/orders/docs/a1 pk=["a1"] "no rule allows delete" 3ms
+ * // 2025-01-02T03:04:05.678Z deny 403/5301 alice@contoso key=Q2xh... delete /dbs/shop/colls/orders/docs/a1 pk=["a1"] "no rule allows delete" 3ms
+ * // (records other than data-plane requests start with their type: "signin.succeeded allow 0 ...")
  * ```
  */
 export function formatRecord(r: AuditRecord): string {
@@ -69,7 +70,9 @@ export function formatRecord(r: AuditRecord): string {
   const actions = r.actions.length > 0 ? r.actions.join(",") : "-";
   const pk = r.partitionKey === undefined ? "pk=-" : `pk=${clean(r.partitionKey)}`;
   const ms = `${Math.round(r.durationMs * 10) / 10}ms`;
-  return `${time} ${r.decision} ${status} ${word(r.subject)} ${word(actions)} ${word(r.resource)} ${pk} ${JSON.stringify(r.reason)} ${ms}`;
+  const type = r.type === "data.request" ? "" : `${word(r.type)} `;
+  const key = r.credential ? ` key=${word(r.credential)}` : "";
+  return `${time} ${type}${r.decision} ${status} ${word(r.subject)}${key} ${word(actions)} ${word(r.resource)} ${pk} ${JSON.stringify(r.reason)} ${ms}`;
 }
 
 // Control characters (C0, DEL, C1) and the Unicode line/paragraph separators.

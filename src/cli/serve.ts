@@ -29,7 +29,7 @@ export async function runGateway(io: Io, configFlag: string | undefined, dev: bo
   const lines = [
     `cosmosgate ${dev ? "(development mode) " : ""}is running`,
     `  data plane     ${loaded.config.dataPlane.publicUrl}  (listening on ${gw.dataPlaneUrl})`,
-    `  control plane  ${gw.controlPlaneUrl}`,
+    `  control plane  ${loaded.config.controlPlane.publicUrl}  (listening on ${gw.controlPlaneUrl})`,
     `  upstream       ${gw.upstreamType === "embedded" ? "embedded store, IN MEMORY ONLY" : gw.upstreamOrigin}`,
     `  policy         ${gw.policyFile}${gw.policyMissing ? "  (missing: everything is denied)" : ""}  (reloads on change)`,
     `  audit          ${gw.auditFile}`,
