@@ -8,8 +8,8 @@ import { tail } from "../audit/query.js";
 import { createKeyring } from "../identity/tokens/keyring.js";
 import { openIdentityStore, type SqliteIdentityStore } from "../store/identityStore.js";
 import { openDatabase } from "../store/sqlite.js";
-import type { Io } from "./io.js";
 import { keyRows, registerKeys } from "./keys.js";
+import { captureIo } from "./testing.js";
 
 const MIN = 60_000;
 let dir: string;
@@ -27,21 +27,6 @@ afterEach(() => {
   delete process.env.COSMOSGATE_TEST_KEK;
   rmSync(dir, { recursive: true, force: true });
 });
-
-function captureIo() {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(t: string) {
-      io.stdout += t;
-    },
-    err(t: string) {
-      io.stderr += t;
-    },
-    waitForStop: () => new Promise<string>(() => {}),
-  } satisfies Io & { stdout: string; stderr: string };
-  return io;
-}
 
 async function keys(...args: string[]) {
   const io = captureIo();

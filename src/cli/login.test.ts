@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type FakeGateway, startFakeGateway } from "../client/testing.js";
-import { CliError, type Io } from "./io.js";
+import { CliError } from "./io.js";
 import { openBrowser, registerLogin, runLogin } from "./login.js";
+import { captureIo } from "./testing.js";
 
 let dir: string;
 let file: string;
@@ -21,21 +22,6 @@ afterEach(async () => {
   await gw.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function captureIo() {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(t: string) {
-      io.stdout += t;
-    },
-    err(t: string) {
-      io.stderr += t;
-    },
-    waitForStop: () => new Promise<string>(() => {}),
-  } satisfies Io & { stdout: string; stderr: string };
-  return io;
-}
 
 /** Waits for the URL the command prints on stderr, then plays the browser: GET it, follow the redirect. */
 async function browse(io: { stderr: string }): Promise<{ status: number; body: string; url: string }> {

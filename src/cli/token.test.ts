@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readCredentials, type StoredSession, writeCredentials } from "../client/credentialsFile.js";
 import { decodeClaims } from "../client/GatewayCredential.js";
 import { type FakeGateway, fakeJwt, startFakeGateway } from "../client/testing.js";
-import { CliError, type Io } from "./io.js";
+import { CliError } from "./io.js";
+import { captureIo } from "./testing.js";
 import { registerToken, runLogout, runToken, runWhoami } from "./token.js";
 
 let dir: string;
@@ -24,21 +25,6 @@ afterEach(async () => {
   await gw.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function captureIo() {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(t: string) {
-      io.stdout += t;
-    },
-    err(t: string) {
-      io.stderr += t;
-    },
-    waitForStop: () => new Promise<string>(() => {}),
-  } satisfies Io & { stdout: string; stderr: string };
-  return io;
-}
 
 async function store(leftMs: number, gateway = gw.url): Promise<StoredSession> {
   const refreshToken = `rt-${gateway}`;

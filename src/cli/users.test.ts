@@ -9,7 +9,8 @@ import { hashInviteSecret } from "../identity/users/index.js";
 import { openIdentityStore, type SqliteIdentityStore } from "../store/identityStore.js";
 import type { CredentialRecord, UserRecord } from "../store/ports.js";
 import { openDatabase } from "../store/sqlite.js";
-import { CliError, type Io } from "./io.js";
+import { CliError } from "./io.js";
+import { captureIo } from "./testing.js";
 import { registerUsers } from "./users.js";
 
 let dir: string;
@@ -29,21 +30,6 @@ afterEach(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function captureIo() {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(t: string) {
-      io.stdout += t;
-    },
-    err(t: string) {
-      io.stderr += t;
-    },
-    waitForStop: () => new Promise<string>(() => {}),
-  } satisfies Io & { stdout: string; stderr: string };
-  return io;
-}
 
 async function users(...args: string[]) {
   const io = captureIo();

@@ -1,3 +1,5 @@
+import { BUILT_IN_ROLES } from "../cosmos/actions.js";
+
 /** A rule as written in a policy: actions allowed on one or more scopes. */
 export interface BuiltInRule {
   readonly allow: readonly string[];
@@ -14,24 +16,6 @@ export interface BuiltInRule {
  *   Cosmos DB Built-in Data Reader: ["group:auditors"]
  * ```
  */
-export const BUILT_IN_ROLE_RULES: Readonly<Record<string, readonly BuiltInRule[]>> = Object.freeze({
-  "Cosmos DB Built-in Data Reader": [{ allow: ["metadata", "read", "query", "changeFeed"], on: "/" }],
-  "Cosmos DB Built-in Data Contributor": [
-    {
-      allow: [
-        "metadata",
-        "read",
-        "create",
-        "upsert",
-        "replace",
-        "patch",
-        "delete",
-        "query",
-        "changeFeed",
-        "execute",
-        "conflicts",
-      ],
-      on: "/",
-    },
-  ],
-});
+export const BUILT_IN_ROLE_RULES: Readonly<Record<string, readonly BuiltInRule[]>> = Object.freeze(
+  Object.fromEntries(Object.values(BUILT_IN_ROLES).map((role) => [role.name, [{ allow: role.actions, on: "/" }]])),
+);
