@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { benchAppend } from "../src/audit/bench.js";
+import { createDurableAuditWriter } from "../src/audit/durableWriter.js";
 import { loadConfig } from "../src/config/load.js";
 import { benchTokenVerification } from "../src/identity/tokens/bench.js";
 import { benchTokenIssue } from "../src/identity/tokens/issueBench.js";
@@ -120,17 +121,27 @@ log: {level: warn}
       await gw.close();
       return;
     }
+    // CPU the proxy process spends per request (user + system), for (b) and (c).
+    const measured = async (url: string, headers: Record<string, string>, o: typeof opts) => {
+      const before = process.cpuUsage();
+      const r = await load(url, headers, o);
+      const used = process.cpuUsage(before);
+      return { ...r, cpuUsPerRequest: (used.user + used.system) / (r.rps * o.seconds) };
+    };
     for (const connections of CONNECTIONS) {
       const o = { ...opts, connections };
       const a = await load(`${upstream.origin}${ITEM_PATH}`, pk, o);
-      const b = await load(`${passthrough.url}${ITEM_PATH}`, pk, o);
-      const c = await load(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, o);
+      const b = await measured(`${passthrough.url}${ITEM_PATH}`, pk, o);
+      const c = await measured(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, o);
       console.log(`\n${connections} concurrent connections`);
       console.log(row("(a) straight to the upstream (HTTP)", a));
       console.log(row("(b) bare pass-through HTTPS proxy", b));
       console.log(row("(c) cosmosgate: token + policy + strict audit", c));
       console.log(
         `ratio c/b ${(c.rps / b.rps).toFixed(2)}   (goal >= 0.70)   ratio c/a ${(c.rps / a.rps).toFixed(2)}`,
+      );
+      console.log(
+        `proxy process CPU per request: (b) ${b.cpuUsPerRequest.toFixed(0)} us   (c) ${c.cpuUsPerRequest.toFixed(0)} us`,
       );
     }
     await passthrough.close();
@@ -151,12 +162,45 @@ log: {level: warn}
     console.log(
       `  WebAuthn sign-in verification     ${signIn.signInsPerSecond.toFixed(0)} sign-ins/s (${signIn.msPerSignIn.toFixed(2)} ms each, incl. the authenticator)`,
     );
+    const durable = await benchDurableAppend(20_000, 256);
+    console.log(
+      `  audit append, data-plane writer   ${durable.toFixed(0)} records/s (commit + shared async WAL fsync, 256 in flight)`,
+    );
     const audit = await benchAppend(20_000, { concurrency: 256 });
     console.log(
       `  audit append, group commit        ${audit.recordsPerSecond.toFixed(0)} records/s (synchronous=FULL)`,
     );
   } finally {
     upstream.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Records per second through the data plane's audit writer, `inFlight` appends outstanding. */
+async function benchDurableAppend(n: number, inFlight: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "cosmosgate-bench-audit-"));
+  const audit = await createDurableAuditWriter(join(dir, "audit.db"));
+  try {
+    const event = (i: number) => ({
+      time: Date.now(),
+      type: "data.request",
+      subject: "bench",
+      actions: ["read"],
+      resource: `/dbs/bench/colls/items/docs/${i}`,
+      decision: "allow" as const,
+      reason: "allowed by role reader rule 0",
+      status: 200,
+      durationMs: 1,
+    });
+    let next = 0;
+    const start = performance.now();
+    const worker = async () => {
+      while (next < n) await audit.append(event(next++));
+    };
+    await Promise.all(Array.from({ length: inFlight }, worker));
+    return (n / (performance.now() - start)) * 1000;
+  } finally {
+    await audit.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
