@@ -24,7 +24,7 @@ export interface UpstreamRequest {
   method: string;
   /** Raw path and query as the client sent it. */
   path: string;
-  /** Headers to forward (already filtered). */
+  /** Headers to forward (already filtered); send() adds x-ms-date and authorization to this object. */
   headers: Record<string, string | string[]>;
   body?: Buffer;
   op: CosmosOperation;
@@ -71,6 +71,19 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
     connect: opts.ca ? { ca: opts.ca } : undefined,
   });
   const aadScope = `${origin}/.default`;
+  // Decoded once: signing is on every request.
+  const keyBytes = opts.auth.type === "key" ? Buffer.from(opts.auth.key, "base64") : undefined;
+  // x-ms-date has a resolution of one second: format it once per second.
+  let dateSecond = -1;
+  let dateText = "";
+  const dateHeader = (now: number): string => {
+    const second = Math.floor(now / 1000);
+    if (second !== dateSecond) {
+      dateSecond = second;
+      dateText = rfc7231Date(new Date(second * 1000));
+    }
+    return dateText;
+  };
   let aadToken: { token: string; refreshAt: number } | undefined;
 
   async function authorization(req: UpstreamRequest, date: string): Promise<string | undefined> {
@@ -82,7 +95,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
         resourceType: req.op.signing.resourceType,
         resourceLink: req.op.signing.resourceLink,
         date,
-        key: auth.key,
+        key: keyBytes ?? auth.key,
       });
     }
     if (!aadToken || aadToken.refreshAt <= clock()) {
@@ -103,8 +116,10 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
   return {
     origin,
     async send(req) {
-      const date = rfc7231Date(new Date(clock()));
-      const headers: Record<string, string | string[]> = { ...req.headers, "x-ms-date": date };
+      const date = dateHeader(clock());
+      // The caller hands over a fresh header object (proxy/headers.ts); add to it, no copy.
+      const headers = req.headers;
+      headers["x-ms-date"] = date;
       const authz = await authorization(req, date);
       if (authz !== undefined) headers.authorization = authz;
       let res: Dispatcher.ResponseData;
