@@ -17,5 +17,7 @@ export interface BuiltInRule {
  * ```
  */
 export const BUILT_IN_ROLE_RULES: Readonly<Record<string, readonly BuiltInRule[]>> = Object.freeze(
-  Object.fromEntries(Object.values(BUILT_IN_ROLES).map((role) => [role.name, [{ allow: role.actions, on: "/" }]])),
+  Object.fromEntries(
+    Object.values(BUILT_IN_ROLES).map((role) => [role.name, [{ allow: role.actions, on: "/" }]]),
+  ),
 );

@@ -357,6 +357,27 @@ describe("credentials", () => {
     expect(storeError(() => s.renameCredential("nope", "x")).code).toBe("ERR_STORE_NOT_FOUND");
   });
 
+  it("records a use only when the counter moves forward (or stays 0): a concurrent loser gets false", () => {
+    const s = store();
+    s.createUser(user());
+    s.addCredential(credential({ counter: 0 }));
+    expect(s.recordCredentialUse("cred-1", 0, false, T0 + 1)).toBe(true); // counterless key
+    expect(s.recordCredentialUse("cred-1", 0, false, T0 + 2)).toBe(true);
+    expect(s.recordCredentialUse("cred-1", 5, true, T0 + 3)).toBe(true);
+    // Two sign-ins that both read counter 5 and both present 6: the second write loses.
+    expect(s.recordCredentialUse("cred-1", 6, true, T0 + 4)).toBe(true);
+    expect(s.recordCredentialUse("cred-1", 6, false, T0 + 5)).toBe(false);
+    // A lower counter, or 0 after a non-zero one, is not recorded either.
+    expect(s.recordCredentialUse("cred-1", 4, false, T0 + 6)).toBe(false);
+    expect(s.recordCredentialUse("cred-1", 0, false, T0 + 7)).toBe(false);
+    expect(s.getCredential("cred-1")).toMatchObject({
+      counter: 6,
+      backedUp: true,
+      lastUsedAt: T0 + 4,
+      useCount: 4,
+    });
+  });
+
   it("suspends and re-enables: in the revoked set only while suspended", () => {
     const s = store();
     s.createUser(user());
@@ -523,12 +544,42 @@ describe("sessions", () => {
     withUsers(s);
     s.createSession(session({ id: "old", expiresAt: T0 + MIN }));
     s.putRefreshToken(refresh({ hash: "old-rt", sessionId: "old", expiresAt: T0 + MIN }));
-    s.revokeSession("old", "x", T0);
-    expect(s.revocations().sessions).toEqual(new Set(["old"]));
     s.createSession(session({ id: "new", createdAt: T0 + MIN }));
     expect(s.getSession("old")).toBeUndefined();
     expect(s.useRefreshToken("old-rt", T0 + MIN)).toBeUndefined();
+  });
+
+  it("keeps a revoked session (in revocations().sessions) until the retention margin past its expiry", () => {
+    const DAY = 24 * 60 * MIN;
+    const s = store();
+    withUsers(s);
+    s.createSession(session({ id: "old", expiresAt: T0 + MIN }));
+    s.putRefreshToken(refresh({ hash: "old-rt", sessionId: "old", expiresAt: T0 + MIN }));
+    s.revokeSession("old", "x", T0);
+    expect(s.revocations().sessions).toEqual(new Set(["old"]));
+    // Past its expiry, a sign-in purges expired sessions: the revoked one stays (default 24 h).
+    s.createSession(session({ id: "new", createdAt: T0 + 2 * MIN }));
+    expect(s.getSession("old")?.revokedReason).toBe("x");
+    expect(s.revocations().sessions).toEqual(new Set(["old"]));
+    s.createSession(session({ id: "later", createdAt: T0 + MIN + DAY - 1 }));
+    expect(s.revocations().sessions).toEqual(new Set(["old"]));
+    // Once the margin has passed, it goes, with its refresh tokens.
+    s.createSession(session({ id: "latest", createdAt: T0 + MIN + DAY }));
+    expect(s.getSession("old")).toBeUndefined();
+    expect(s.useRefreshToken("old-rt", T0 + MIN + DAY)).toBeUndefined();
     expect(s.revocations().sessions.size).toBe(0);
+  });
+
+  it("takes the retention margin as an option, and refuses a bad one", () => {
+    const s = store({ revokedSessionRetentionMs: 10 * MIN });
+    withUsers(s);
+    s.createSession(session({ id: "old", expiresAt: T0 + MIN }));
+    s.revokeSession("old", "x", T0);
+    s.createSession(session({ id: "new", createdAt: T0 + 11 * MIN - 1 }));
+    expect(s.revocations().sessions).toEqual(new Set(["old"]));
+    s.createSession(session({ id: "newer", createdAt: T0 + 11 * MIN }));
+    expect(s.revocations().sessions.size).toBe(0);
+    expect(storeError(() => store({ revokedSessionRetentionMs: -1 })).code).toBe("ERR_STORE_INVALID");
   });
 });
 

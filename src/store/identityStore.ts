@@ -27,7 +27,21 @@ export interface IdentityStoreOptions {
   revocationPollMs?: number;
   /** Stamps when a credential was removed (kept beside its tombstone); default `Date.now`. */
   clock?: () => number;
+  /**
+   * How long a **revoked** session's row is kept after its maximum age (`expiresAt`), in ms;
+   * default {@link REVOKED_SESSION_RETENTION_MS} (24 h). Until then its id stays in
+   * `revocations().sessions`, so an access token it issued is refused to the end of its life even
+   * if that were to outlast the session (tokens live at most minutes, and are capped at the
+   * session's `expiresAt` by the issuer). Sessions that were never revoked are deleted at expiry.
+   */
+  revokedSessionRetentionMs?: number;
 }
+
+/**
+ * Default of {@link IdentityStoreOptions.revokedSessionRetentionMs}: 24 h, far beyond any access
+ * token's life (at most the keyring's token TTL, 10 minutes by default).
+ */
+export const REVOKED_SESSION_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /** The SQLite {@link IdentityStore} returned by {@link openIdentityStore}. */
 export type SqliteIdentityStore = IdentityStore & {
@@ -52,7 +66,8 @@ export type SqliteIdentityStore = IdentityStore & {
  * Expired rows are deleted opportunistically, with the caller's own time (never a clock of this
  * store): invites and refresh tokens when a new one is created (used ones stay until they expire,
  * so a second use can be told from an unknown one), sessions when a new one is created (their
- * refresh tokens go with them), challenges when one is consumed.
+ * refresh tokens go with them; a revoked session stays `revokedSessionRetentionMs` past its expiry,
+ * so the revocation outlives every token it issued), challenges when one is consumed.
  *
  * @throws {StoreError} `ERR_STORE_OPEN` or `ERR_STORE_MIGRATE`.
  *
@@ -406,8 +421,11 @@ function prepare(db: Database) {
     credential: one<CredentialRow>("SELECT * FROM credentials WHERE id = ?"),
     credentialsOf: one<CredentialRow>("SELECT * FROM credentials WHERE user_id = ? ORDER BY created_at, id"),
     credentialExists: one<number>("SELECT 1 FROM credentials WHERE id = ?").pluck(),
-    recordCredentialUse: db.prepare<[number, number, number, string]>(
-      "UPDATE credentials SET counter = ?, backed_up = ?, last_used_at = ?, use_count = use_count + 1 WHERE id = ?",
+    // Compare-and-set: only a counter that moves forward (or stays 0 on a counterless key) is
+    // recorded, so of two concurrent sign-ins presenting the same counter only one wins.
+    recordCredentialUse: db.prepare<[number, number, number, string, number, number]>(
+      "UPDATE credentials SET counter = ?, backed_up = ?, last_used_at = ?, use_count = use_count + 1 " +
+        "WHERE id = ? AND (counter < ? OR (counter = 0 AND ? = 0))",
     ),
     renameCredential: db.prepare<[string, string]>("UPDATE credentials SET nickname = ? WHERE id = ?"),
     deleteCredential: one<string>("DELETE FROM credentials WHERE id = ? RETURNING user_id").pluck(),
@@ -435,7 +453,10 @@ function prepare(db: Database) {
       "INSERT INTO sessions (id, user_id, credential_id, amr, auth_time, created_at, expires_at, revoked_at, revoked_reason) " +
         "VALUES (@id, @user_id, @credential_id, @amr, @auth_time, @created_at, @expires_at, @revoked_at, @revoked_reason)",
     ),
-    deleteExpiredSessions: db.prepare<[number]>("DELETE FROM sessions WHERE expires_at <= ?"),
+    // Never-revoked sessions go at expiry; revoked ones only once the retention margin has passed too.
+    deleteExpiredSessions: db.prepare<[number, number]>(
+      "DELETE FROM sessions WHERE expires_at <= ? AND (revoked_at IS NULL OR expires_at <= ?)",
+    ),
     session: one<SessionRow>("SELECT * FROM sessions WHERE id = ?"),
     sessionExists: one<number>("SELECT 1 FROM sessions WHERE id = ?").pluck(),
     revokeSession: db.prepare<[number, string, string]>(
@@ -556,6 +577,7 @@ class SqliteStore implements IdentityStore {
   readonly #s: Statements;
   readonly #clock: () => number;
   readonly #pollMs: number;
+  readonly #revokedRetentionMs: number;
   #poll: NodeJS.Timeout | undefined;
   /** The revocation epoch as this connection last saw it. */
   #epoch: number;
@@ -604,6 +626,14 @@ class SqliteStore implements IdentityStore {
       );
     }
     this.#pollMs = pollMs;
+    const retention = opts.revokedSessionRetentionMs ?? REVOKED_SESSION_RETENTION_MS;
+    if (!Number.isFinite(retention) || retention < 0) {
+      throw new StoreError(
+        "ERR_STORE_INVALID",
+        `revokedSessionRetentionMs must be 0 or a positive number of milliseconds; got ${String(retention)}`,
+      );
+    }
+    this.#revokedRetentionMs = retention;
     this.#dataVersion = s.dataVersion.get()!;
     this.#epoch = s.epoch.get()!;
 
@@ -683,7 +713,9 @@ class SqliteStore implements IdentityStore {
       return row;
     });
     this.#createSessionTx = db.transaction((sess: SessionRecord) => {
-      s.deleteExpiredSessions.run(sess.createdAt); // their refresh tokens go too (ON DELETE CASCADE)
+      // Their refresh tokens go too (ON DELETE CASCADE). A revoked one stays past its expiry for the
+      // retention margin: its id must stay in revocations() while a token it issued may be alive.
+      s.deleteExpiredSessions.run(sess.createdAt, sess.createdAt - this.#revokedRetentionMs);
       s.insertSession.run(sessionParams(sess));
     });
     this.#putRefreshTokenTx = db.transaction((r: RefreshTokenRecord) => {
@@ -841,14 +873,18 @@ class SqliteStore implements IdentityStore {
     return this.#s.credentialsOf.all(userId).map(toCredential);
   }
 
-  recordCredentialUse(id: string, counter: number, backedUp: boolean, at: number): void {
+  recordCredentialUse(id: string, counter: number, backedUp: boolean, at: number): boolean {
     let changes: number;
     try {
-      changes = this.#s.recordCredentialUse.run(counter, bit(backedUp), at, id).changes;
+      changes = this.#s.recordCredentialUse.run(counter, bit(backedUp), at, id, counter, counter).changes;
     } catch (err) {
       throw writeError(err, `record a use of the credential "${id}"`);
     }
-    if (changes === 0) throw notFound("the credential", id, "it may have been removed; sign in again");
+    if (changes === 1) return true;
+    if (this.#s.credentialExists.get(id) === undefined) {
+      throw notFound("the credential", id, "it may have been removed; sign in again");
+    }
+    return false; // the stored counter is already at or past this one
   }
 
   renameCredential(id: string, nickname: string): void {
@@ -1014,9 +1050,10 @@ class SqliteStore implements IdentityStore {
 
   /**
    * One consistent snapshot. `sessions` holds every revoked session still in the table; expired
-   * sessions are deleted (by the caller's time) whenever a new session is created, so the set holds
-   * the revoked, unexpired ones plus at most those that expired since the last sign-in. No clock of
-   * this store decides what has expired. `credentials` holds the removed (tombstoned) and the
+   * sessions are deleted (by the caller's time) whenever a new session is created, a revoked one
+   * only once `revokedSessionRetentionMs` (default 24 h) has passed since its expiry, so the set
+   * holds every revoked session that expired less than that long ago (and perhaps a few older ones,
+   * until the next sign-in). No clock of this store decides what has expired. `credentials` holds the removed (tombstoned) and the
    * currently suspended credential ids.
    */
   revocations(): { sessions: Set<string>; disabledSubjects: Set<string>; credentials: Set<string> } {

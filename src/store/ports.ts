@@ -123,8 +123,13 @@ export interface IdentityStore {
   addCredential(c: CredentialRecord): void;
   getCredential(id: string): CredentialRecord | undefined;
   listCredentials(userId: string): CredentialRecord[];
-  /** After a successful sign-in: new counter, lastUsedAt, useCount + 1, backedUp. */
-  recordCredentialUse(id: string, counter: number, backedUp: boolean, at: number): void;
+  /**
+   * After a successful sign-in: new counter, lastUsedAt, useCount + 1, backedUp — atomically, and
+   * only when `counter` is greater than the stored counter (or both are 0). Returns false, changing
+   * nothing, when the stored counter is already at or past `counter` (a concurrent sign-in with the
+   * same key recorded first); throws `ERR_STORE_NOT_FOUND` when the credential does not exist.
+   */
+  recordCredentialUse(id: string, counter: number, backedUp: boolean, at: number): boolean;
   renameCredential(id: string, nickname: string): void;
   removeCredential(id: string): void;
   suspendCredential(id: string, reason: string, at: number): void;

@@ -131,6 +131,24 @@ describe("createTokenIssuer → createTokenVerifier (own issuer, local JWKS)", (
     await expect(issuer.issue({ ...input, groups: "admins" as never })).rejects.toThrow(/groups/);
   });
 
+  it("never lets a token outlive its session: exp is capped at sessionExpiresAt, and an ended session gets none", async () => {
+    const { issuer, clock } = gateway();
+    const full = await issuer.issue({ ...input, sessionExpiresAt: T0 + 60 * MIN });
+    expect(full.expires_in).toBe(TTL / 1000);
+    expect(full.exp).toBe(Math.floor(T0 / 1000) + TTL / 1000);
+
+    const capped = await issuer.issue({ ...input, sessionExpiresAt: T0 + 2 * MIN + 500 });
+    expect(capped.exp).toBe(Math.floor((T0 + 2 * MIN) / 1000));
+    expect(capped.expires_in).toBe(120);
+    expect(decodeJwt(capped.access_token).exp).toBe(capped.exp);
+
+    await expect(issuer.issue({ ...input, sessionExpiresAt: T0 })).rejects.toThrow(RangeError);
+    await expect(issuer.issue({ ...input, sessionExpiresAt: T0 + 999 })).rejects.toThrow(/maximum age/);
+    clock.now = T0 + 3 * MIN;
+    await expect(issuer.issue({ ...input, sessionExpiresAt: T0 + 2 * MIN })).rejects.toThrow(RangeError);
+    await expect(issuer.issue({ ...input, sessionExpiresAt: Number.NaN })).rejects.toThrow(TypeError);
+  });
+
   it("refuses a lifetime longer than the keyring keeps retired keys published", () => {
     const { keyring } = gateway();
     expect(() =>

@@ -30,6 +30,12 @@ export interface IssueInput {
   amr: readonly string[];
   /** When the user tapped their key, **ms** since the epoch (becomes `auth_time` in seconds). */
   authTime: number;
+  /**
+   * When the session ends (its maximum age), **ms** since the epoch. The token then expires no later
+   * than the session: `exp = min(iat + ttl, floor(sessionExpiresAt / 1000))`, and nothing is issued
+   * for a session that has already ended.
+   */
+  sessionExpiresAt?: number;
   /** More claims (e.g. `act` for an agent, `name`). Registered and gateway claims cannot be overridden. */
   extra?: Record<string, unknown>;
 }
@@ -77,12 +83,15 @@ const RESERVED = new Set([
  *
  * @throws {TypeError} on construction when `ttlMs` exceeds the keyring's `tokenTtlMs`; from
  *   `issue()` when an input is malformed or `extra` names a reserved claim.
+ * @throws {RangeError} from `issue()` when `sessionExpiresAt` is not after the current second (the
+ *   session has ended: check it before issuing).
  * @example
  * ```ts
  * const tokens = createTokenIssuer({ keyring, issuer: "https://gate.example.com",
  *   audience: "https://cosmos.gate.example.com", ttlMs: 10 * 60_000, clock: Date.now });
  * const body = await tokens.issue({ sub: "ada", groups: ["readers"], sessionId: session.id,
- *   credentialId: session.credentialId, amr: ["hwk", "user"], authTime: session.authTime });
+ *   credentialId: session.credentialId, amr: ["hwk", "user"], authTime: session.authTime,
+ *   sessionExpiresAt: session.expiresAt });
  * reply.send(body); // { access_token, token_type: "Bearer", expires_in: 600, jti, exp }
  * ```
  */
@@ -105,7 +114,7 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
 
   return {
     async issue(input) {
-      const { sub, groups, sessionId, credentialId, amr, authTime, extra } = input;
+      const { sub, groups, sessionId, credentialId, amr, authTime, sessionExpiresAt, extra } = input;
       if (typeof sub !== "string" || sub.length === 0) throw new TypeError("sub must be a non-empty string");
       if (typeof sessionId !== "string" || sessionId.length === 0)
         throw new TypeError("sessionId is required");
@@ -117,6 +126,12 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
       if (typeof authTime !== "number" || !Number.isFinite(authTime)) {
         throw new TypeError("authTime must be ms since the epoch");
       }
+      if (
+        sessionExpiresAt !== undefined &&
+        (typeof sessionExpiresAt !== "number" || !Number.isFinite(sessionExpiresAt))
+      ) {
+        throw new TypeError("sessionExpiresAt must be ms since the epoch");
+      }
       const payload: JWTPayload = {};
       if (extra !== undefined) {
         for (const name of Object.keys(extra)) {
@@ -125,7 +140,14 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
         }
       }
       const iat = Math.floor(clock() / 1000);
-      const exp = iat + ttlSeconds;
+      let exp = iat + ttlSeconds;
+      if (sessionExpiresAt !== undefined) {
+        const sessionEnd = Math.floor(sessionExpiresAt / 1000);
+        if (sessionEnd <= iat) {
+          throw new RangeError("the session has reached its maximum age: no access token is issued for it");
+        }
+        exp = Math.min(exp, sessionEnd);
+      }
       const jti = randomUUID();
       payload.iss = issuer;
       payload.sub = sub;

@@ -28,6 +28,11 @@ export const WEBAUTHN_ERROR_STATUS = {
   ERR_WEBAUTHN_CREDENTIAL_EXISTS: 400,
   /** The user is disabled. */
   ERR_WEBAUTHN_USER_DISABLED: 403,
+  /**
+   * A key registration was started by a signed-in session, and is not finished by that same
+   * session while it is still good (not signed out, revoked, expired; its user and key usable).
+   */
+  ERR_WEBAUTHN_SESSION: 403,
   /** The key is suspended (for example after a suspected clone). */
   ERR_WEBAUTHN_KEY_SUSPENDED: 403,
   /** The key's signature counter went backwards: the key is now suspended. */

@@ -11,6 +11,13 @@ export interface SignedIn {
   credential: CredentialRecord;
 }
 
+/**
+ * How recently the key must have been tapped (the session's `authTime`) to add or remove a key:
+ * 5 minutes. A session lives up to 12 h; without this, a stolen session cookie alone could enroll
+ * the thief's key or remove the owner's, and keep the account. Signing in again restarts the clock.
+ */
+export const REAUTH_MAX_AGE_MS = 5 * 60_000;
+
 /** What {@link readSignedIn} found. */
 export interface CookieState {
   /** Set when the cookie names a session that is still good. */

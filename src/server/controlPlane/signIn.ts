@@ -1,6 +1,7 @@
 import type { CredentialRecord, SessionRecord, UserRecord } from "../../store/ports.js";
 import type { ControlPlaneContext } from "./context.js";
-import { ApiError } from "./errors.js";
+import { ApiError, OAuthError } from "./errors.js";
+import { REAUTH_MAX_AGE_MS } from "./session.js";
 
 /** A finished sign-in: the verified key, and the session it started with its first refresh token. */
 export interface SignInResult {
@@ -43,7 +44,9 @@ export interface TokenResponse {
 
 /**
  * Issues an access token for a session (its user, key, `amr` and `auth_time`) and pairs it with the
- * session's current refresh token.
+ * session's current refresh token. The token expires no later than the session (`exp` is capped at
+ * the session's `expiresAt`, and `expires_in` follows); a session that has reached its maximum age
+ * gets no token (400 `invalid_grant`).
  */
 export async function tokensFor(
   ctx: ControlPlaneContext,
@@ -51,6 +54,13 @@ export async function tokensFor(
   session: SessionRecord,
   refreshToken: string,
 ): Promise<TokenResponse> {
+  if (Math.floor(session.expiresAt / 1000) <= Math.floor(ctx.clock() / 1000)) {
+    throw new OAuthError(
+      400,
+      "invalid_grant",
+      "the session has reached its maximum age; sign in again with your key.",
+    );
+  }
   const issued = await ctx.identity.issuer.issue({
     sub: user.name,
     groups: user.groups,
@@ -58,6 +68,7 @@ export async function tokensFor(
     credentialId: session.credentialId,
     amr: session.amr,
     authTime: session.authTime,
+    sessionExpiresAt: session.expiresAt,
   });
   return {
     access_token: issued.access_token,
@@ -87,6 +98,16 @@ export function checkSession(
   if (credential === undefined) return { ok: false, reason: "the key was removed" };
   if (credential.suspendedAt !== undefined) return { ok: false, reason: "the key is suspended" };
   return { ok: true, session, user };
+}
+
+/**
+ * Refuses a sensitive account change (adding or removing a key) unless the session's key was tapped
+ * within {@link REAUTH_MAX_AGE_MS}: 403 `reauthentication_required` (the "my keys" page then sends
+ * the person to sign in again).
+ */
+export function requireRecentAuth(ctx: ControlPlaneContext, session: SessionRecord): void {
+  if (ctx.clock() - session.authTime <= REAUTH_MAX_AGE_MS) return;
+  throw new ApiError(403, "reauthentication_required", "sign in again with your key to add or remove keys");
 }
 
 /** 401 for the JSON API when the request is not signed in. */

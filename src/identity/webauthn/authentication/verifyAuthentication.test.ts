@@ -324,6 +324,48 @@ describe("verifyAuthentication", () => {
     expect(error.code).toBe("ERR_WEBAUTHN_CLONE_SUSPECTED");
   });
 
+  it("a sign-in that loses the race to record its counter is refused as a regression (concurrent sign-ins)", async () => {
+    const { key, credential } = await withAda();
+    await t.signIn(key, "ada"); // counter 1
+    const twin: SoftAuthenticator = key.clone();
+    const [a, b] = [
+      await t.webauthn.authenticationOptions({ username: "ada" }),
+      await t.webauthn.authenticationOptions({ username: "ada" }),
+    ];
+    // Both read the stored counter (1) before either records its own (2): only one may win.
+    const results = await Promise.allSettled([
+      t.webauthn.verifyAuthentication({ response: key.authenticate(a) }),
+      t.webauthn.verifyAuthentication({ response: twin.authenticate(b) }),
+    ]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(lost.reason).toMatchObject({ code: "ERR_WEBAUTHN_CLONE_SUSPECTED", status: 403 });
+    expect(t.store.getCredential(credential.id)).toMatchObject({
+      counter: 2,
+      useCount: 2,
+      suspendedReason: "clone suspected: signature counter went backwards",
+    });
+  });
+
+  it("the lost race is detected at the write: a counter recorded in between refuses and suspends", async () => {
+    const { key, credential } = await withAda();
+    await t.signIn(key, "ada"); // counter 1
+    const record = t.store.recordCredentialUse.bind(t.store);
+    let raced = false;
+    t.store.recordCredentialUse = (id, counter, backedUp, at) => {
+      if (!raced) {
+        raced = true;
+        record(id, counter, backedUp, at); // a concurrent sign-in (a clone) records the same counter first
+      }
+      return record(id, counter, backedUp, at);
+    };
+    const error = await refusal(() => t.signIn(key, "ada"));
+    expect(error).toMatchObject({ code: "ERR_WEBAUTHN_CLONE_SUSPECTED", status: 403 });
+    expect(t.store.getCredential(credential.id)).toMatchObject({ counter: 2, useCount: 2 });
+    expect(t.store.getCredential(credential.id)?.suspendedAt).toBeDefined();
+    expect(t.events.map((e) => e.type).slice(-2)).toEqual(["credential.clone_suspected", "signin.failed"]);
+  });
+
   it("refuses malformed responses with 400, never a raw error", async () => {
     const { key } = await withAda();
     const options = await t.webauthn.authenticationOptions({ username: "ada" });

@@ -45,6 +45,16 @@ const COUNTER_ERROR = /counter value/i;
  * before the signature; the signature is checked first here, so a forged response cannot suspend
  * someone's key.)
  *
+ * The use is recorded with a compare-and-set (the stored counter must still be below the presented
+ * one, or both 0). When a concurrent sign-in with the same key recorded first, so the stored counter
+ * is now at or past the presented one, the sign-in is refused exactly as a sequential counter
+ * regression would be: the key is suspended, its sessions revoked, 403 `ERR_WEBAUTHN_CLONE_SUSPECTED`.
+ * The counter did go backwards against what is recorded — both assertions were verified genuine,
+ * and one authenticator never signs the same non-zero counter twice — so this is the case clone
+ * detection exists for; not suspending would let a clone escape detection by racing the owner
+ * (at worst, a person who taps one key in two tabs at the same moment is suspended, and an
+ * administrator re-enables it). Counterless keys (always 0) never lose this race.
+ *
  * Emits `signin.succeeded` or `signin.failed` (with the reason).
  *
  * @throws {WebAuthnError} 400 for malformed or unverifiable responses, unknown credential, another
@@ -122,7 +132,13 @@ export async function verifyAuthentication(
     }
 
     const now = ctx.clock();
-    ctx.store.recordCredentialUse(stored.id, info.newCounter, info.credentialBackedUp, now);
+    if (!ctx.store.recordCredentialUse(stored.id, info.newCounter, info.credentialBackedUp, now)) {
+      // Lost a race: between our read and our write another sign-in with this key recorded a
+      // counter at or past this one. Serialized, this assertion would have been a counter
+      // regression, so it is treated as one (see the doc comment above).
+      const current = ctx.store.getCredential(stored.id) ?? stored;
+      suspectClone(ctx, current, owner, info.newCounter);
+    }
     const credential: CredentialRecord = ctx.store.getCredential(stored.id) ?? {
       ...stored,
       counter: info.newCounter,

@@ -9,8 +9,13 @@ import { WebAuthnError } from "../errors.js";
 import { knownTransports } from "../transports.js";
 import { CHALLENGE_TTL_MS, type WebAuthnContext } from "../types.js";
 
-/** Who a registration is for: a new user holding an invite, or a signed-in user adding a key. */
-export type RegistrationOptionsInput = { inviteSecret: string } | { userId: string };
+/**
+ * Who a registration is for: a new user holding an invite, or a signed-in user adding a key. For
+ * the latter, `sessionId` is the session the request is signed in with: it is stored with the
+ * challenge, and {@link verifyRegistration} then finishes the registration only for a request signed
+ * in with that same session while it is still good (not signed out, revoked or expired).
+ */
+export type RegistrationOptionsInput = { inviteSecret: string } | { userId: string; sessionId?: string };
 
 /** What a registration challenge remembers (`ChallengeRecord.data`). @internal */
 export interface RegistrationChallengeData {
@@ -19,6 +24,8 @@ export interface RegistrationChallengeData {
   webauthnUserId: string;
   /** SHA-256 of the invite secret, for an enrollment. */
   inviteHash?: string;
+  /** The session that asked for the options, when a signed-in user adds a key. */
+  sessionId?: string;
 }
 
 const SECRET = /^[A-Za-z0-9_-]{16,256}$/;
@@ -51,9 +58,10 @@ export async function registrationOptions(
   let webauthnUserId: string;
   let userId: string | undefined;
   let inviteHash: string | undefined;
+  let sessionId: string | undefined;
   let exclude: { id: string; transports: ReturnType<typeof knownTransports> }[] = [];
 
-  const given = (input ?? {}) as Partial<Record<"inviteSecret" | "userId", unknown>>;
+  const given = (input ?? {}) as Partial<Record<"inviteSecret" | "userId" | "sessionId", unknown>>;
   if (typeof given.inviteSecret === "string") {
     if (!SECRET.test(given.inviteSecret)) {
       throw new WebAuthnError(
@@ -105,6 +113,16 @@ export async function registrationOptions(
     displayName = user.displayName ?? user.name;
     webauthnUserId = user.webauthnUserId;
     userId = user.id;
+    if (given.sessionId !== undefined) {
+      if (
+        typeof given.sessionId !== "string" ||
+        given.sessionId.length === 0 ||
+        given.sessionId.length > 128
+      ) {
+        throw new WebAuthnError("ERR_WEBAUTHN_MALFORMED", "sessionId must be a session id; sign in again.");
+      }
+      sessionId = given.sessionId;
+    }
     exclude = ctx.store
       .listCredentials(user.id)
       .map((c) => ({ id: c.id, transports: knownTransports(c.transports) }));
@@ -117,6 +135,7 @@ export async function registrationOptions(
 
   const data: RegistrationChallengeData = { webauthnUserId };
   if (inviteHash !== undefined) data.inviteHash = inviteHash;
+  if (sessionId !== undefined) data.sessionId = sessionId;
   const challenge = issueChallenge(ctx, "register", { ...(userId !== undefined ? { userId } : {}), data });
 
   return generateRegistrationOptions({

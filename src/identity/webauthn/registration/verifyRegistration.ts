@@ -17,6 +17,12 @@ export interface VerifyRegistrationInput {
   response: unknown;
   /** A name for the key; default "Key added YYYY-MM-DD". */
   nickname?: string;
+  /**
+   * The session the request is signed in with (the caller has checked its cookie), if any. A
+   * registration whose options were asked for by a session finishes only when this is that same
+   * session and it is still good.
+   */
+  sessionId?: string;
 }
 
 /** What a successful registration produced. */
@@ -37,7 +43,8 @@ export interface VerifyRegistrationResult {
  * reason.
  *
  * @throws {WebAuthnError} 400 for malformed or unverifiable responses, an unknown or used challenge
- *   or invite, a duplicate credential; 403 for policy refusals (disabled user, synced passkey when
+ *   or invite, a duplicate credential; 403 for policy refusals (disabled user, a registration started
+ *   by a session finished without it or after it ended (`ERR_WEBAUTHN_SESSION`), synced passkey when
  *   device-bound keys are required, attestation or AAGUID not allowed). Never a raw error.
  *
  * @example
@@ -62,6 +69,7 @@ export async function verifyRegistration(
     const data = record.data ?? {};
     const webauthnUserId = typeof data.webauthnUserId === "string" ? data.webauthnUserId : undefined;
     const inviteHash = typeof data.inviteHash === "string" ? data.inviteHash : undefined;
+    const startedBy = typeof data.sessionId === "string" ? data.sessionId : undefined;
     if (webauthnUserId === undefined || (inviteHash === undefined && record.userId === undefined)) {
       throw new WebAuthnError(
         "ERR_WEBAUTHN_CHALLENGE",
@@ -82,6 +90,7 @@ export async function verifyRegistration(
           `user "${existing.name}" is disabled and cannot add keys; ask an administrator.`,
         );
       }
+      if (startedBy !== undefined) checkStartingSession(ctx, startedBy, existing, input?.sessionId);
     } else {
       if (invite === undefined) {
         throw new WebAuthnError(
@@ -226,6 +235,43 @@ export async function verifyRegistration(
     });
     // Only store faults are left unmapped here (a 500 upstream is right for them).
     throw error;
+  }
+}
+
+/**
+ * A key added by a signed-in user: the request finishing the registration must be signed in with the
+ * session that asked for the options, and that session must still be good — not signed out or
+ * revoked, not past its maximum age, of this (enabled) user, its key present and not suspended. So
+ * signing out, an administrator's revocation or removing a stolen key also stops a registration the
+ * session had started.
+ */
+function checkStartingSession(
+  ctx: WebAuthnContext,
+  startedBy: string,
+  user: UserRecord,
+  presented: string | undefined,
+): void {
+  if (presented !== startedBy) {
+    throw new WebAuthnError(
+      "ERR_WEBAUTHN_SESSION",
+      "this key registration was started while signed in, and this request is not signed in with that session; sign in again with your key and add the key again.",
+    );
+  }
+  const session = ctx.store.getSession(startedBy);
+  const credential = session !== undefined ? ctx.store.getCredential(session.credentialId) : undefined;
+  if (
+    session === undefined ||
+    session.revokedAt !== undefined ||
+    session.expiresAt <= ctx.clock() ||
+    session.userId !== user.id ||
+    credential === undefined ||
+    credential.userId !== user.id ||
+    credential.suspendedAt !== undefined
+  ) {
+    throw new WebAuthnError(
+      "ERR_WEBAUTHN_SESSION",
+      "the session that started this key registration has ended (signed out, revoked, expired, or its key was removed or suspended); sign in again with your key and add the key again.",
+    );
   }
 }
 

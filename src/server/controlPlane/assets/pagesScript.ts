@@ -184,6 +184,7 @@ export const PAGES_SCRIPT = `(function () {
   function signin() {
     var form = document.getElementById("signin-form");
     if (!form) return;
+    showFlash();
     var next = form.getAttribute("data-next") || "/keys";
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -245,6 +246,12 @@ export const PAGES_SCRIPT = `(function () {
     var onFailure = function (form) {
       return function (err) {
         if (err.status === 401) {
+          location.assign("/signin?next=%2Fkeys");
+          return;
+        }
+        if (err.status === 403 && err.apiCode === "reauthentication_required") {
+          // Adding or removing a key needs a tap within the last 5 minutes: sign in again, then back here.
+          flash("To add or remove a key, confirm it is you: sign in again with your key.");
           location.assign("/signin?next=%2Fkeys");
           return;
         }

@@ -4,7 +4,7 @@ import { bodyObject, nickname } from "../body.js";
 import type { ControlPlaneContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { clearSessionCookie, currentSignIn, type SignedIn } from "../session.js";
-import { notSignedIn } from "../signIn.js";
+import { notSignedIn, requireRecentAuth } from "../signIn.js";
 
 /** A key as `GET /api/me/keys` lists it. */
 export interface KeyView {
@@ -45,7 +45,8 @@ function keyView(c: CredentialRecord, currentId: string): KeyView {
  * - `GET /api/me` → `{name, groups, admin, credential, sessionExpiresAt}`
  * - `GET /api/me/keys` → `{keys: KeyView[]}`
  * - `PATCH /api/me/keys/:id` `{nickname}` → the renamed key
- * - `DELETE /api/me/keys/:id` → `{removed, signedOut}`; the last usable key is refused (409)
+ * - `DELETE /api/me/keys/:id` → `{removed, signedOut}`; the last usable key is refused (409), and
+ *   so is a session whose key was not tapped within the last 5 minutes (403 `reauthentication_required`)
  */
 export function accountRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
   const { store } = ctx.identity;
@@ -101,6 +102,7 @@ export function accountRoutes(app: FastifyInstance, ctx: ControlPlaneContext): v
   app.delete<{ Params: { id: string } }>("/api/me/keys/:id", async (request, reply) => {
     const signedIn = me(request, reply);
     const key = ownKey(signedIn, request.params.id);
+    requireRecentAuth(ctx, signedIn.session);
     const others = store
       .listCredentials(signedIn.user.id)
       .filter((c) => c.id !== key.id && c.suspendedAt === undefined);

@@ -3,13 +3,15 @@ import { bodyObject, optionalString } from "../body.js";
 import type { ControlPlaneContext } from "../context.js";
 import { ApiError } from "../errors.js";
 import { clearSessionCookie, currentSignIn, readSignedIn, setSessionCookie } from "../session.js";
-import { signInWithKey, tokensFor } from "../signIn.js";
+import { requireRecentAuth, signInWithKey, tokensFor } from "../signIn.js";
 
 /**
  * The WebAuthn ceremony API (JSON):
- * - `POST /auth/webauthn/register/options` `{invite}` (new user) or signed in (another key)
+ * - `POST /auth/webauthn/register/options` `{invite}` (new user) or signed in (another key; the key
+ *   must have been tapped within the last 5 minutes, else 403 `reauthentication_required`)
  * - `POST /auth/webauthn/register/verify` `{response, nickname?}` → `{credentialId, nickname, deviceBound, aaguid}`
- *   (an enrollment also signs the new user in)
+ *   (an enrollment also signs the new user in; another key must be finished by the same session
+ *   that asked for the options, while it is still good, else 403 `ERR_WEBAUTHN_SESSION`)
  * - `POST /auth/webauthn/login/options` `{username?}`
  * - `POST /auth/webauthn/login/verify` `{response}` → tokens and the `cg_session` cookie
  * - `POST /auth/logout` → revokes the cookie's session and clears the cookie
@@ -29,7 +31,8 @@ export function ceremonyRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
         "to enroll a first key, send the invite from your enrollment link ({invite}); to add another key, sign in first.",
       );
     }
-    return webauthn.registrationOptions({ userId: me.user.id });
+    requireRecentAuth(ctx, me.session);
+    return webauthn.registrationOptions({ userId: me.user.id, sessionId: me.session.id });
   });
 
   app.post("/auth/webauthn/register/verify", async (request, reply) => {
@@ -42,14 +45,17 @@ export function ceremonyRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
       );
     }
     const nickname = optionalString(body, "nickname", 64);
+    // The session this request is signed in with (checked): a key added by a signed-in user is
+    // accepted only from the session that asked for the options, while it is still good.
+    const signedIn = readSignedIn(request, store, ctx.clock()).signedIn;
     const { user, credential } = await webauthn.verifyRegistration({
       response: body.response,
       ...(nickname !== undefined ? { nickname } : {}),
+      ...(signedIn !== undefined ? { sessionId: signedIn.session.id } : {}),
     });
     // The key just registered is the user's only one: this was an enrollment by invite, and the
     // new user is signed in with it (the enrollment page goes on to "my keys").
     const now = ctx.clock();
-    const signedIn = readSignedIn(request, store, now).signedIn;
     if (signedIn?.user.id !== user.id && store.listCredentials(user.id).length === 1) {
       const amr = [
         credential.deviceBound ? "hwk" : "swk",

@@ -1,0 +1,223 @@
+/**
+ * Security review: attacks on the passkey identity provider. Each test tries an attack and asserts
+ * the refusal the gateway owes; a failing test is a defect.
+ */
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from "@simplewebauthn/server";
+import { decodeJwt } from "jose";
+import { afterEach, describe, expect, it } from "vitest";
+import { ownIssuerConfig } from "../src/identity/tokens/ownIssuer.js";
+import { createTokenVerifier } from "../src/identity/tokens/verify.js";
+import {
+  createSoftAuthenticator,
+  type SoftAuthenticator,
+} from "../src/identity/webauthn/testing/softAuthenticator.js";
+import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
+
+interface Res {
+  status: number;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
+  json: any;
+  cookie?: string;
+}
+
+let h: ControlPlaneHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function post(path: string, json: unknown, cookie?: string): Promise<Res> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (cookie) headers.cookie = `cg_session=${cookie}`;
+  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(json),
+  });
+  return wrap(res);
+}
+
+async function send(method: string, path: string, cookie?: string, json?: unknown): Promise<Res> {
+  const headers: Record<string, string> = {};
+  if (cookie) headers.cookie = `cg_session=${cookie}`;
+  if (json !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
+    method,
+    headers,
+    body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  return wrap(res);
+}
+
+async function wrap(res: Response): Promise<Res> {
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const m = res.headers
+    .getSetCookie()
+    .map((c) => /^cg_session=([^;]*)/.exec(c)?.[1])
+    .find((v) => v !== undefined);
+  return { status: res.status, text, json, ...(m ? { cookie: m } : {}) };
+}
+
+const newKey = () => createSoftAuthenticator({ rpId: "localhost", origin: h!.origin });
+
+async function enrollAdmin(key: SoftAuthenticator): Promise<{ cookie: string; id: string }> {
+  const options = await post("/auth/webauthn/register/options", { invite: h!.adminInvite() });
+  expect(options.status, options.text).toBe(200);
+  const verify = await post("/auth/webauthn/register/verify", {
+    response: key.register(options.json as PublicKeyCredentialCreationOptionsJSON),
+  });
+  expect(verify.status, verify.text).toBe(200);
+  expect(verify.cookie).toBeDefined();
+  return { cookie: verify.cookie!, id: verify.json.credentialId };
+}
+
+async function addKey(cookie: string, key: SoftAuthenticator): Promise<string> {
+  const options = await post("/auth/webauthn/register/options", {}, cookie);
+  expect(options.status, options.text).toBe(200);
+  const verify = await post(
+    "/auth/webauthn/register/verify",
+    { response: key.register(options.json as PublicKeyCredentialCreationOptionsJSON) },
+    cookie,
+  );
+  expect(verify.status, verify.text).toBe(200);
+  return verify.json.credentialId;
+}
+
+async function signIn(key: SoftAuthenticator, username?: string): Promise<Res> {
+  const options = await post("/auth/webauthn/login/options", username ? { username } : {});
+  expect(options.status, options.text).toBe(200);
+  const res = await post("/auth/webauthn/login/verify", {
+    response: key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON),
+  });
+  expect(res.status, res.text).toBe(200);
+  return res;
+}
+
+describe("review: a registration started on a session finishes only while that session is good", () => {
+  it("refuses to register a key after the session that asked for the options was signed out", async () => {
+    h = await startControlPlane();
+    const owner = await enrollAdmin(newKey());
+    // The attacker, holding the admin's session (stolen cookie), asks for registration options...
+    const options = await post("/auth/webauthn/register/options", {}, owner.cookie);
+    expect(options.status, options.text).toBe(200);
+    // ... the session is then signed out (or revoked by an administrator) ...
+    const out = await post("/auth/logout", {}, owner.cookie);
+    expect(out.status).toBe(200);
+    expect((await send("GET", "/api/me", owner.cookie)).status).toBe(401);
+    // ... yet the attacker's key still registers on the account, without any session.
+    const attackerKey = newKey();
+    const verify = await post("/auth/webauthn/register/verify", {
+      response: attackerKey.register(options.json as PublicKeyCredentialCreationOptionsJSON),
+      nickname: "backdoor",
+    });
+    expect(verify.status, `registered after sign-out: ${verify.text}`).toBeGreaterThanOrEqual(400);
+    expect(h.identity.store.listCredentials(h.identity.store.getUserByName("admin")!.id)).toHaveLength(1);
+  });
+
+  it("refuses to register a key once the key that opened the session was removed (stolen-key clean-up)", async () => {
+    h = await startControlPlane();
+    const ownerKey = newKey();
+    const owner = await enrollAdmin(ownerKey);
+    const stolenKey = newKey();
+    const stolenId = await addKey(owner.cookie, stolenKey);
+    // The thief signs in with the stolen key and starts adding a key of their own.
+    const thief = await signIn(stolenKey, "admin");
+    const pending = await post("/auth/webauthn/register/options", {}, thief.cookie);
+    expect(pending.status, pending.text).toBe(200);
+    // The owner notices and removes the stolen key: the thief's session is revoked.
+    const removed = await send("DELETE", `/api/me/keys/${encodeURIComponent(stolenId)}`, owner.cookie, {});
+    expect(removed.status, removed.text).toBe(200);
+    expect((await send("GET", "/api/me", thief.cookie)).status).toBe(401);
+    // Within the 5-minute challenge window the thief completes the registration anyway.
+    const backdoor = newKey();
+    const verify = await post("/auth/webauthn/register/verify", {
+      response: backdoor.register(pending.json as PublicKeyCredentialCreationOptionsJSON),
+    });
+    expect(verify.status, `persistence after revocation: ${verify.text}`).toBeGreaterThanOrEqual(400);
+  });
+});
+
+describe("review: a revoked session stays revoked for the data plane until its tokens expire", () => {
+  it("a token of a revoked session is not accepted again once the session row expires and is purged", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    await enrollAdmin(key);
+    const { identity } = h;
+
+    // Near the end of the 12 h session the CLI refreshes: a 10-minute token outliving the session.
+    const first = await signIn(key, "admin");
+    h.advance(12 * 3_600_000 - 2 * 60_000);
+    const refreshed = await post("/oauth/token", {
+      grant_type: "refresh_token",
+      refresh_token: first.json.refresh_token,
+      client_id: "cosmosgate-cli",
+    });
+    expect(refreshed.status, refreshed.text).toBe(200);
+    const token: string = refreshed.json.access_token;
+    const claims = decodeJwt(token);
+
+    // The data plane's verifier and revocation check, built exactly as gateway.ts builds them.
+    const verifier = createTokenVerifier({
+      issuers: [
+        ownIssuerConfig({
+          keyring: identity.keyring,
+          issuer: identity.issuerUrl,
+          audience: String(claims.aud),
+        }),
+      ],
+      clock: h.now,
+    });
+    const dataPlaneAccepts = async () => {
+      const p = await verifier.verify(token);
+      return identity.revocation.revokedBy(p) === undefined;
+    };
+    expect(await dataPlaneAccepts()).toBe(true);
+
+    // The user signs out of the CLI: RFC 7009 revocation of the session.
+    const revoked = await post("/oauth/revoke", {
+      token: refreshed.json.refresh_token,
+      client_id: "cosmosgate-cli",
+    });
+    expect(revoked.status).toBe(200);
+    expect(await dataPlaneAccepts()).toBe(false);
+
+    // Just after the session's maximum age — its token is capped at that instant but still inside
+    // the verifier's 30 s clock skew — someone signs in (which purges expired sessions) and some
+    // other revocation bumps the epoch.
+    const session = identity.store.getSession(String(claims.sid))!;
+    h.advance(session.expiresAt + 10_000 - h.now());
+    const other = await signIn(key, "admin");
+    await post("/auth/logout", {}, other.cookie);
+
+    // Without the revocation, the data plane would still accept this token (within the skew).
+    await expect(verifier.verify(token)).resolves.toMatchObject({ session: String(claims.sid) });
+    expect(await dataPlaneAccepts(), "a token of a revoked session is accepted again").toBe(false);
+  });
+
+  it("an access token never outlives its session's maximum age", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    await enrollAdmin(key);
+    const first = await signIn(key, "admin");
+    const session = h.identity.store.getSession(String(decodeJwt(first.json.access_token).sid))!;
+    h.advance(12 * 3_600_000 - 60_000);
+    const refreshed = await post("/oauth/token", {
+      grant_type: "refresh_token",
+      refresh_token: first.json.refresh_token,
+      client_id: "cosmosgate-cli",
+    });
+    expect(refreshed.status, refreshed.text).toBe(200);
+    const exp = decodeJwt(refreshed.json.access_token).exp as number;
+    expect(exp * 1000, "token exp is past the session's maxAge").toBeLessThanOrEqual(session.expiresAt);
+  });
+});

@@ -1,0 +1,181 @@
+/**
+ * Adding or removing a key needs a recent tap (the session's authTime within 5 minutes), and a key
+ * registration started by a session finishes only on that same, still good, session.
+ */
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from "@simplewebauthn/server";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  createSoftAuthenticator,
+  type SoftAuthenticator,
+} from "../src/identity/webauthn/testing/softAuthenticator.js";
+import { PAGES_SCRIPT } from "../src/server/controlPlane/assets/pagesScript.js";
+import { REAUTH_MAX_AGE_MS } from "../src/server/controlPlane/session.js";
+import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
+
+interface Res {
+  status: number;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
+  json: any;
+  cookie?: string;
+}
+
+let h: ControlPlaneHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function send(method: string, path: string, cookie?: string, json: unknown = {}): Promise<Res> {
+  const hasBody = method !== "GET";
+  const headers: Record<string, string> = hasBody ? { "content-type": "application/json" } : {};
+  if (cookie) headers.cookie = `cg_session=${cookie}`;
+  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
+    method,
+    headers,
+    ...(hasBody ? { body: JSON.stringify(json) } : {}),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const m = res.headers
+    .getSetCookie()
+    .map((c) => /^cg_session=([^;]+)/.exec(c)?.[1])
+    .find((v) => v !== undefined);
+  return { status: res.status, text, json: parsed, ...(m ? { cookie: m } : {}) };
+}
+const post = (path: string, json: unknown, cookie?: string) => send("POST", path, cookie, json);
+
+const newKey = () => createSoftAuthenticator({ rpId: "localhost", origin: h!.origin });
+
+async function enrollAdmin(key: SoftAuthenticator): Promise<string> {
+  const options = await post("/auth/webauthn/register/options", { invite: h!.adminInvite() });
+  expect(options.status, options.text).toBe(200);
+  const verify = await post("/auth/webauthn/register/verify", {
+    response: key.register(options.json as PublicKeyCredentialCreationOptionsJSON),
+  });
+  expect(verify.status, verify.text).toBe(200);
+  return verify.cookie!;
+}
+
+async function signIn(key: SoftAuthenticator): Promise<string> {
+  const options = await post("/auth/webauthn/login/options", { username: "admin" });
+  const res = await post("/auth/webauthn/login/verify", {
+    response: key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON),
+  });
+  expect(res.status, res.text).toBe(200);
+  return res.cookie!;
+}
+
+async function addKey(cookie: string, key: SoftAuthenticator): Promise<Res> {
+  const options = await post("/auth/webauthn/register/options", {}, cookie);
+  if (options.status !== 200) return options;
+  return post(
+    "/auth/webauthn/register/verify",
+    { response: key.register(options.json as PublicKeyCredentialCreationOptionsJSON) },
+    cookie,
+  );
+}
+
+const REAUTH = {
+  error: "reauthentication_required",
+  message: "sign in again with your key to add or remove keys",
+};
+
+describe("adding or removing a key needs a recent tap", () => {
+  it("is 5 minutes", () => {
+    expect(REAUTH_MAX_AGE_MS).toBe(5 * 60_000);
+  });
+
+  it("refuses to start adding a key on a session whose tap is older than 5 minutes; signing in again allows it", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const cookie = await enrollAdmin(key);
+    h.advance(REAUTH_MAX_AGE_MS + 1000);
+    expect((await send("GET", "/api/me", cookie)).status).toBe(200); // still signed in
+    const refused = await post("/auth/webauthn/register/options", {}, cookie);
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.json).toEqual(REAUTH);
+
+    const fresh = await signIn(key);
+    const added = await addKey(fresh, newKey());
+    expect(added.status, added.text).toBe(200);
+  });
+
+  it("refuses to remove a key on a session whose tap is older than 5 minutes; signing in again allows it", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const cookie = await enrollAdmin(key);
+    const added = await addKey(cookie, newKey()); // right after enrollment: allowed
+    expect(added.status, added.text).toBe(200);
+    const id = encodeURIComponent(added.json.credentialId);
+    h.advance(REAUTH_MAX_AGE_MS + 1000);
+    const refused = await send("DELETE", `/api/me/keys/${id}`, cookie);
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.json).toEqual(REAUTH);
+    const userId = h.identity.store.getUserByName("admin")!.id;
+    expect(h.identity.store.listCredentials(userId)).toHaveLength(2);
+
+    const fresh = await signIn(key);
+    const removed = await send("DELETE", `/api/me/keys/${id}`, fresh);
+    expect(removed.status, removed.text).toBe(200);
+    expect(h.identity.store.listCredentials(userId)).toHaveLength(1);
+  });
+
+  it("the my-keys page sends the person to sign in again on reauthentication_required", () => {
+    expect(PAGES_SCRIPT).toContain('err.apiCode === "reauthentication_required"');
+    expect(PAGES_SCRIPT).toMatch(/reauthentication_required[\s\S]{0,300}\/signin\?next=%2Fkeys/);
+  });
+});
+
+describe("a key registration started by a session finishes on that session only", () => {
+  it("refuses the verify step from another (good) session of the same user, and without a cookie", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const first = await enrollAdmin(key);
+    const second = await signIn(key);
+    const options = await post("/auth/webauthn/register/options", {}, first);
+    expect(options.status, options.text).toBe(200);
+    const other = await post(
+      "/auth/webauthn/register/verify",
+      { response: newKey().register(options.json as PublicKeyCredentialCreationOptionsJSON) },
+      second,
+    );
+    expect(other.status, other.text).toBe(403);
+    expect(other.json.error).toBe("ERR_WEBAUTHN_SESSION");
+
+    const again = await post("/auth/webauthn/register/options", {}, first);
+    const none = await post("/auth/webauthn/register/verify", {
+      response: newKey().register(again.json as PublicKeyCredentialCreationOptionsJSON),
+    });
+    expect(none.status, none.text).toBe(403);
+    expect(none.json.error).toBe("ERR_WEBAUTHN_SESSION");
+    expect(h.identity.store.listCredentials(h.identity.store.getUserByName("admin")!.id)).toHaveLength(1);
+  });
+
+  it("refuses the verify step once the key that opened the session is suspended", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const cookie = await enrollAdmin(key);
+    const options = await post("/auth/webauthn/register/options", {}, cookie);
+    expect(options.status, options.text).toBe(200);
+    const userId = h.identity.store.getUserByName("admin")!.id;
+    const [opened] = h.identity.store.listCredentials(userId);
+    h.identity.store.suspendCredential(opened!.id, "clone suspected", h.now());
+    const verify = await post(
+      "/auth/webauthn/register/verify",
+      { response: newKey().register(options.json as PublicKeyCredentialCreationOptionsJSON) },
+      cookie,
+    );
+    expect(verify.status, verify.text).toBe(403);
+    expect(verify.json.error).toBe("ERR_WEBAUTHN_SESSION");
+    expect(h.identity.store.listCredentials(userId)).toHaveLength(1);
+  });
+});
