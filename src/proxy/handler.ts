@@ -4,14 +4,14 @@ import type { AuditEvent } from "../audit/types.js";
 import { rewriteAccount } from "../cosmos/account.js";
 import { classify } from "../cosmos/classify.js";
 import { classifyBatchBody } from "../cosmos/classifyBatchBody.js";
-import { CosmosWireError } from "../cosmos/errors.js";
+import { CosmosWireError, cosmosCodeForStatus } from "../cosmos/errors.js";
 import type { Action, BatchOperation, CosmosOperation } from "../cosmos/types.js";
 import { TokenError } from "../identity/errors.js";
 import { parseAuthorization } from "../identity/tokens/authorization.js";
 import type { Principal } from "../identity/types.js";
 import { type CompiledPolicy, type Decision, evaluate } from "../policy/index.js";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.js";
-import { sendError } from "./respond.js";
+import { sendError, sendJson } from "./respond.js";
 import { type Upstream, UpstreamError, type UpstreamResponse } from "./upstream.js";
 
 /** Substatus of a policy denial, as native Cosmos DB RBAC answers (never 3 or 1008: the SDK would retry). */
@@ -259,42 +259,19 @@ function errorOutcome(
   return {
     status,
     substatus,
-    body: JSON.stringify({ code: statusCode(status), message }),
+    body: JSON.stringify({ code: cosmosCodeForStatus(status), message }),
     decision,
     reason: message,
   };
 }
 
-function statusCode(status: number): string {
-  switch (status) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 413:
-      return "RequestEntityTooLarge";
-    case 503:
-      return "ServiceUnavailable";
-    default:
-      return "Error";
-  }
-}
-
 function send(res: ServerResponse, o: Outcome): void {
-  const body = typeof o.body === "string" ? Buffer.from(o.body) : o.body;
-  if (o.headers) {
-    res.writeHead(o.status, clientResponseHeaders(o.headers, body.length));
-  } else {
-    const headers: Record<string, string | number> = {
-      "content-type": "application/json",
-      "content-length": body.length,
-      "x-ms-request-charge": 0,
-    };
-    if (o.substatus !== undefined) headers["x-ms-substatus"] = o.substatus;
-    res.writeHead(o.status, headers);
+  if (!o.headers) {
+    sendJson(res, o.status, o.body, o.substatus);
+    return;
   }
+  const body = typeof o.body === "string" ? Buffer.from(o.body) : o.body;
+  res.writeHead(o.status, clientResponseHeaders(o.headers, body.length));
   res.end(body);
 }
 

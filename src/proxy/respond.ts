@@ -1,24 +1,13 @@
 import type { ServerResponse } from "node:http";
+import { cosmosCodeForStatus } from "../cosmos/errors.js";
 
-/** Cosmos DB error codes by HTTP status, as the service names them in error bodies. */
-const CODE_BY_STATUS: Record<number, string> = {
-  400: "BadRequest",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "NotFound",
-  405: "MethodNotAllowed",
-  413: "RequestEntityTooLarge",
-  500: "InternalServerError",
-  502: "BadGateway",
-  503: "ServiceUnavailable",
-};
-
-/**
- * Sends a Cosmos-shaped error `{code, message}`: the SDK JSON-parses every error body and shows
- * `message`, so it must always be JSON.
- */
-export function sendError(res: ServerResponse, status: number, message: string, substatus?: number): void {
-  const body = JSON.stringify({ code: CODE_BY_STATUS[status] ?? "Error", message });
+/** Sends a JSON body the gateway made itself (a refusal or an error), with Cosmos's headers. */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: Buffer | string,
+  substatus?: number,
+): void {
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
@@ -27,4 +16,12 @@ export function sendError(res: ServerResponse, status: number, message: string, 
   if (substatus !== undefined) headers["x-ms-substatus"] = substatus;
   if (!res.headersSent) res.writeHead(status, headers);
   res.end(body);
+}
+
+/**
+ * Sends a Cosmos-shaped error `{code, message}`: the SDK JSON-parses every error body and shows
+ * `message`, so it must always be JSON.
+ */
+export function sendError(res: ServerResponse, status: number, message: string, substatus?: number): void {
+  sendJson(res, status, JSON.stringify({ code: cosmosCodeForStatus(status), message }), substatus);
 }
