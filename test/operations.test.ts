@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "./helpers/cli.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
-import { startHangingUpstream } from "./helpers/upstream.js";
+import { freePort, startHangingUpstream } from "./helpers/upstream.js";
 
 async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -38,6 +38,27 @@ describe("an upstream that does not answer", () => {
     expect(res.json().message).toMatch(/did not answer within 700 ms/);
     expect(elapsed).toBeGreaterThanOrEqual(650);
     expect(elapsed).toBeLessThan(5000);
+  });
+});
+
+describe("an upstream that cannot be reached", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    const port = await freePort(); // bound and released: nothing listens there
+    h = await startHarness({
+      upstreamYaml: `upstream:\n  type: cosmos\n  endpoint: http://127.0.0.1:${port}/\n  auth: {type: key, env: TEST_COSMOS_KEY}\n  timeouts: {connect: 1s, request: 1s}`,
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("yields 503 with a Cosmos-shaped body that says so, at once", async () => {
+    const token = await h.issuer.sign({ groups: ["cosmos-admins"] });
+    const res = await h.raw("GET", "/dbs/shop", { authorization: `Bearer ${token}` });
+    expect(res.status).toBe(503);
+    expect(res.json()).toMatchObject({ code: "ServiceUnavailable" });
+    expect(res.json().message).toMatch(/could not be reached \(ECONNREFUSED\)/);
   });
 });
 
