@@ -11,7 +11,8 @@ import type { UserEvents } from "./types.js";
  * @example
  * ```ts
  * const invite = firstAdminInvite(store, Date.now);
- * if (invite) log.warn(`No users yet. Enroll the first administrator: ${publicUrl}/enroll#invite=${invite.secret}`);
+ * // Shown once to the operator on the console (never written to the log):
+ * if (invite) console.log(`Enroll the first administrator: ${publicUrl}/enroll?invite=${invite.secret}`);
  * ```
  */
 export function firstAdminInvite(
