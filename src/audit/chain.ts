@@ -1,6 +1,10 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
+
+/** A character JSON.stringify escapes: `"`, `\\`, a control character or a surrogate (lone ones are escaped). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON.stringify escapes exactly these.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 /**
  * Serializes a JSON value canonically: object keys sorted by UTF-16 code units (as
@@ -22,7 +26,8 @@ import type { AuditEvent } from "./types.js";
 export function canonicalJson(value: unknown): string {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(value);
+      // Most strings need no escaping; JSON.stringify is only needed for the others.
+      return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
     case "boolean":
       return value ? "true" : "false";
     case "number":
@@ -57,7 +62,23 @@ export function canonicalJson(value: unknown): string {
  * ```
  */
 export function canonicalRecord(seq: number, event: AuditEvent): string {
-  return canonicalJson({ ...event, seq });
+  if (typeof event !== "object" || event === null || Array.isArray(event) || Object.hasOwn(event, "seq"))
+    return canonicalJson({ ...event, seq });
+  const proto = Object.getPrototypeOf(event);
+  if (proto !== Object.prototype && proto !== null) throw notJson("an object that is not a plain object");
+  // Same text as canonicalJson({ ...event, seq }) without copying the event.
+  const keys = Object.keys(event);
+  keys.push("seq");
+  const order = keyOrder(keys);
+  const record = event as unknown as Record<string, unknown>;
+  let out = "{";
+  for (let i = 0; i < order.sorted.length; i++) {
+    const key = order.sorted[i];
+    const v = key === "seq" ? seq : record[key];
+    if (v === undefined) continue;
+    out += (out.length === 1 ? order.first[i] : order.rest[i]) + canonicalJson(v);
+  }
+  return out + "}";
 }
 
 /**
@@ -71,7 +92,8 @@ export function canonicalRecord(seq: number, event: AuditEvent): string {
  * ```
  */
 export function hashCanonical(prevHash: string, data: string): string {
-  return createHash("sha256").update(prevHash).update("\n").update(data).digest("hex");
+  // One-shot crypto.hash (Node >= 20.12) costs about half of createHash().update().digest().
+  return hash("sha256", `${prevHash}\n${data}`, "hex");
 }
 
 /**
@@ -89,53 +111,50 @@ export function hashRecord(prevHash: string, seq: number, event: AuditEvent): st
 }
 
 function canonicalObject(obj: Record<string, unknown>): string {
-  const keys = Object.keys(obj).sort();
-  if (isFlat(obj, keys)) {
-    // Fast path (audit events are flat): given the sorted key list as replacer, JSON.stringify
-    // writes the members in that order and omits undefined ones; isFlat checked the values.
-    return JSON.stringify(obj, keys);
-  }
+  const order = keyOrder(Object.keys(obj));
   let out = "{";
-  let first = true;
-  for (const key of keys) {
-    const v = obj[key];
+  for (let i = 0; i < order.sorted.length; i++) {
+    const v = obj[order.sorted[i]];
     if (v === undefined) continue;
-    out += (first ? "" : ",") + JSON.stringify(key) + ":" + canonicalJson(v);
-    first = false;
+    out += (out.length === 1 ? order.first[i] : order.rest[i]) + canonicalJson(v);
   }
   return out + "}";
 }
 
-/** True when every member is a JSON primitive or an array of them; throws on what JSON cannot hold. */
-function isFlat(obj: Record<string, unknown>, keys: readonly string[]): boolean {
-  for (const key of keys) {
-    const v = obj[key];
-    if (v === undefined || isPrimitive(v)) continue;
-    if (!Array.isArray(v)) return false;
-    for (const item of v) {
-      if (item === undefined) throw notJson("undefined inside an array");
-      if (!isPrimitive(item)) return false;
-    }
-  }
-  return true;
+/** The sorted keys of an object, with their JSON-quoted `"key":` prefixes (`first` without a comma). */
+interface KeyOrder {
+  keys: readonly string[];
+  sorted: readonly string[];
+  first: readonly string[];
+  rest: readonly string[];
 }
 
-/** A JSON primitive; throws for a non-finite number, a bigint, a function or a symbol. */
-function isPrimitive(v: unknown): boolean {
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return true;
-    case "number":
-      if (!Number.isFinite(v)) throw notJson(`the number ${v}`);
-      return true;
-    case "object":
-      return v === null;
-    case "undefined":
-      return false;
-    default:
-      throw notJson(`a ${typeof v}`);
+/**
+ * Audit events come in a few shapes (the same keys in the same insertion order), so the sort and
+ * the quoting of their keys are cached per shape: a lookup compares the key lists element by element.
+ */
+const orders: KeyOrder[] = [];
+const MAX_ORDERS = 16;
+let nextOrder = 0;
+
+function keyOrder(keys: string[]): KeyOrder {
+  const n = keys.length;
+  search: for (let j = 0; j < orders.length; j++) {
+    const cached = orders[j];
+    const ck = cached.keys;
+    if (ck.length !== n) continue;
+    for (let i = 0; i < n; i++) if (ck[i] !== keys[i]) continue search;
+    return cached;
   }
+  const sorted = keys.slice().sort();
+  const first = sorted.map((k) => `${JSON.stringify(k)}:`);
+  const order: KeyOrder = { keys, sorted, first, rest: first.map((p) => `,${p}`) };
+  if (orders.length < MAX_ORDERS) orders.push(order);
+  else {
+    orders[nextOrder] = order;
+    nextOrder = (nextOrder + 1) % MAX_ORDERS;
+  }
+  return order;
 }
 
 function notJson(what: string): AuditError {

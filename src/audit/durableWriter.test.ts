@@ -7,6 +7,7 @@ import { createDurableAuditWriter } from "./durableWriter.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
 import { verifyChain } from "./verify.js";
+import { createAuditWriter } from "./writer.js";
 
 const event = (i: number): AuditEvent => ({
   time: 1_700_000_000_000 + i,
@@ -63,6 +64,24 @@ describe("createDurableAuditWriter", () => {
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     } finally {
       db.close();
+    }
+    await audit.close();
+  });
+
+  it("chains after records another connection appended between its groups (data_version)", async () => {
+    const file = join(dir, "audit.db");
+    const audit = await createDurableAuditWriter(file);
+    expect(await audit.append(event(1))).toBe(1);
+    const other = openDatabase(file);
+    try {
+      const writer = createAuditWriter(other);
+      expect(await writer.append(event(2))).toBe(2);
+      expect(await Promise.all([audit.append(event(3)), audit.append(event(4))])).toEqual([3, 4]);
+      expect(await writer.append(event(5))).toBe(5);
+      expect(await audit.append(event(6))).toBe(6);
+      expect(verifyChain(other)).toEqual({ ok: true, count: 6 });
+    } finally {
+      other.close();
     }
     await audit.close();
   });

@@ -2,7 +2,7 @@ import { type FileHandle, open } from "node:fs/promises";
 import { openDatabase } from "../store/sqlite.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
-import { createAuditWriter } from "./writer.js";
+import { ChainAppender, type Outcome } from "./writer.js";
 
 /** The audit trail as the data plane uses it. */
 export interface AuditSink {
@@ -27,7 +27,8 @@ export interface AuditSink {
  */
 export async function createDurableAuditWriter(
   file: string,
-  opts: { clock?: () => number } = {},
+  // Kept for callers; this writer keeps no commit statistics, so it reads no clock.
+  _opts: { clock?: () => number } = {},
 ): Promise<AuditSink> {
   let db: ReturnType<typeof openDatabase>;
   try {
@@ -37,9 +38,9 @@ export async function createDurableAuditWriter(
     throw new AuditError("ERR_AUDIT_WRITE", (err as Error).message, { cause: err });
   }
   let wal: FileHandle;
-  let writer: ReturnType<typeof createAuditWriter>;
+  let chain: ChainAppender;
   try {
-    writer = createAuditWriter(db, { clock: opts.clock });
+    chain = new ChainAppender(db);
     // The WAL exists while this connection is open (the schema migration wrote to it); SQLite
     // reuses the same file after checkpoints, so one handle serves for the writer's life.
     db.pragma("wal_checkpoint(PASSIVE)");
@@ -54,84 +55,108 @@ export async function createDurableAuditWriter(
       : new AuditError("ERR_AUDIT_WRITE", `cannot open the audit trail "${file}": ${(err as Error).message}`);
   }
 
-  let failure: AuditError | undefined;
+  // The appends not yet committed (they form the next group), and those committed and waiting for
+  // the fsync in flight. This object drives the commits itself: one setImmediate and one fsync per
+  // group, one promise per append, nothing per record in between.
+  let queued: AuditEvent[] = [];
+  let queuedResolves: ((seq: number) => void)[] = [];
+  let queuedRejects: ((err: AuditError) => void)[] = [];
+  let syncing: Promise<void> | undefined;
+  let scheduled = false;
   let pending = 0;
-  /** The fsync in flight, and the highest seq committed when it started (what it makes durable). */
-  let inflight: { done: Promise<void>; covers: number } | undefined;
-  let next: Promise<void> | undefined;
-  /** Appends that arrived while an fsync was in flight: committed together when it ends. */
-  let held: { event: AuditEvent; resolve: (seq: number) => void; reject: (err: unknown) => void }[] = [];
+  let failure: AuditError | undefined;
 
-  const startSync = (): Promise<void> => {
-    const covers = writer.head().seq;
-    const done = wal.sync().finally(() => {
-      inflight = undefined;
-      release();
-    });
-    inflight = { done, covers };
-    return done;
+  const schedule = () => {
+    if (!scheduled && syncing === undefined && queued.length > 0) {
+      scheduled = true;
+      setImmediate(commitGroup);
+    }
   };
 
-  /** Resolves once an fsync that covers `seq` (committed already) has finished. */
-  const durable = (seq: number): Promise<void> => {
-    if (inflight && inflight.covers >= seq) return inflight.done;
-    if (!inflight) return startSync();
-    next ??= inflight.done.then(
+  // Group commit on fsync boundaries: a record appended while an fsync runs would wait for the
+  // next fsync anyway, so it waits uncommitted and joins one larger transaction when the fsync
+  // ends — fewer, bigger commits for the same latency. Appends of one event-loop turn share a
+  // group too (the commit runs after the turn, from setImmediate).
+  const commitGroup = () => {
+    scheduled = false;
+    if (syncing !== undefined || queued.length === 0) return;
+    const events = queued;
+    const resolves = queuedResolves;
+    const rejects = queuedRejects;
+    queued = [];
+    queuedResolves = [];
+    queuedRejects = [];
+    const n = events.length;
+    const out: Outcome[] = new Array(n);
+    try {
+      chain.write(events, out);
+    } catch (err) {
+      pending -= n;
+      for (let i = 0; i < n; i++) rejects[i](err as AuditError);
+      schedule();
+      return;
+    }
+    let committed = 0;
+    for (let i = 0; i < n; i++) {
+      const o = out[i];
+      if (typeof o === "number") committed++;
+      else {
+        pending--;
+        rejects[i](o);
+      }
+    }
+    if (committed === 0) {
+      schedule();
+      return;
+    }
+    // One fdatasync of the WAL, started after the COMMIT returned, makes the whole group durable
+    // (as SQLite's own synchronous=FULL does for the WAL: data and the size needed to read it).
+    syncing = wal.datasync().then(
       () => {
-        next = undefined;
-        return startSync();
+        syncing = undefined;
+        pending -= committed;
+        for (let i = 0; i < n; i++) {
+          const o = out[i];
+          if (typeof o === "number") resolves[i](o);
+        }
+        schedule();
       },
-      () => {
-        next = undefined;
-        return startSync();
+      (err: unknown) => {
+        syncing = undefined;
+        failure ??= new AuditError(
+          "ERR_AUDIT_WRITE",
+          `the audit trail could not be flushed to disk: ${(err as Error).message}`,
+        );
+        pending -= committed;
+        for (let i = 0; i < n; i++) if (typeof out[i] === "number") rejects[i](failure);
+        // The file's state is unknown now: refuse what waits too.
+        const waiting = queuedRejects;
+        pending -= waiting.length;
+        queued = [];
+        queuedResolves = [];
+        queuedRejects = [];
+        for (const reject of waiting) reject(failure);
       },
     );
-    return next;
-  };
-
-  const commitAndSync = async (event: AuditEvent): Promise<number> => {
-    const seq = await writer.append(event);
-    try {
-      await durable(seq);
-    } catch (err) {
-      failure ??= new AuditError(
-        "ERR_AUDIT_WRITE",
-        `the audit trail could not be flushed to disk: ${(err as Error).message}`,
-      );
-      throw failure;
-    }
-    return seq;
-  };
-
-  // Group commit on fsync boundaries: a record committed while an fsync runs would wait for the
-  // next fsync anyway, so it waits uncommitted and joins one larger transaction when the fsync
-  // ends — fewer, bigger commits for the same latency.
-  const release = () => {
-    if (held.length === 0) return;
-    const batch = held;
-    held = [];
-    for (const h of batch) commitAndSync(h.event).then(h.resolve, h.reject);
   };
 
   return {
-    async append(event) {
-      if (failure) throw failure;
+    append(event) {
+      if (failure) return Promise.reject(failure);
       pending++;
-      try {
-        if (inflight)
-          return await new Promise<number>((resolve, reject) => held.push({ event, resolve, reject }));
-        return await commitAndSync(event);
-      } finally {
-        pending--;
-      }
+      return new Promise<number>((resolve, reject) => {
+        queued.push(event);
+        queuedResolves.push(resolve);
+        queuedRejects.push(reject);
+        schedule();
+      });
     },
     pending: () => pending,
     async close() {
       // Let the fsync in flight finish, and the appends it held commit and sync.
-      while (inflight || held.length > 0 || pending > 0) {
-        await (inflight?.done ?? new Promise((r) => setImmediate(r))).catch(() => {});
+      while (syncing !== undefined || scheduled || queued.length > 0) {
+        await (syncing ?? new Promise((r) => setImmediate(r)));
       }
-      await writer.close();
       await wal.sync().catch(() => {});
       await wal.close();
       db.close();

@@ -7,6 +7,10 @@ import type { AuditEvent } from "./types.js";
  * `data` is the canonical JSON of the event with its seq, the text the hash covers; the other
  * columns copy fields of it for indexed queries, and `verifyChain` checks they agree.
  *
+ * Every index costs a WAL page per commit on the data plane's hot path, so the decision index is
+ * partial: it holds the `deny` and `error` records only (the ones worth finding by decision). A
+ * query uses it only when its WHERE clause says so too: `WHERE decision <> 'allow' AND decision = ?`.
+ *
  * @example
  * ```ts
  * migrate(db, auditMigrations);
@@ -33,7 +37,7 @@ export const auditMigrations: readonly Migration[] = Object.freeze([
       CREATE INDEX audit_events_time ON audit_events (time);
       CREATE INDEX audit_events_subject_time ON audit_events (subject, time);
       CREATE INDEX audit_events_credential_time ON audit_events (credential, time);
-      CREATE INDEX audit_events_decision_time ON audit_events (decision, time);
+      CREATE INDEX audit_events_decision_time ON audit_events (decision, time) WHERE decision <> 'allow';
     `,
   },
 ]);

@@ -1,3 +1,4 @@
+import type { Statement } from "better-sqlite3";
 import { type Database, migrate } from "../store/index.js";
 import { canonicalRecord, hashCanonical } from "./chain.js";
 import { AuditError } from "./errors.js";
@@ -49,7 +50,8 @@ export interface AuditWriterOptions {
   clock?: () => number;
 }
 
-type Outcome = number | AuditError;
+/** What became of one event of a group: its seq, or why it was refused. */
+export type Outcome = number | AuditError;
 
 /**
  * Creates the writer of the audit trail in `db` (migrating its schema first).
@@ -57,9 +59,11 @@ type Outcome = number | AuditError;
  * Group commit: appends made in one event-loop turn are written in one `BEGIN IMMEDIATE`
  * transaction after that turn (`setImmediate`), so one fsync covers them all. better-sqlite3
  * commits synchronously, so the appends that arrive while a commit holds the thread form the
- * next group; the group size grows with the load. Inside each transaction the chain head is
- * re-read from the table, so the chain stays correct across restarts and even if another process
- * appends to the same file (one writer process per file is the supported setup).
+ * next group; the group size grows with the load. Inside each transaction (under the write lock)
+ * the writer checks `PRAGMA data_version` and re-reads the chain head from the table when another
+ * connection committed since its last transaction, so the chain stays correct across restarts and
+ * even if another process appends to the same file (one writer process per file is the supported
+ * setup).
  *
  * The writer never logs. If a commit fails, every append of that group rejects with
  * `ERR_AUDIT_WRITE` and nothing of the group is stored.
@@ -82,12 +86,131 @@ interface HeadRow {
   hash: string;
 }
 
+/**
+ * Writes groups of events to the chain, one `BEGIN IMMEDIATE` transaction per group, synchronously.
+ * The core of both writers ({@link createAuditWriter} and the data plane's durable writer); not
+ * part of the module's API.
+ *
+ * The head is the table's last row, read under the write lock. To spare that query on every
+ * commit it is cached, and re-read only when `PRAGMA data_version` (read inside the transaction,
+ * so under the lock) shows that another connection committed since this one's last transaction,
+ * or when a transaction of this one failed.
+ */
+export class ChainAppender {
+  readonly #db: Database;
+  readonly #begin: Statement;
+  readonly #commit: Statement;
+  readonly #rollback: Statement;
+  readonly #dataVersion: Statement<[], number>;
+  readonly #selectHead: Statement<[], HeadRow>;
+  readonly #insert: Statement;
+  /** The head as of this connection's last transaction, valid while data_version is `#seenVersion`. */
+  #head: ChainHead;
+  #seenVersion: number | undefined;
+
+  /** @throws {AuditError} `ERR_AUDIT_WRITE` when the schema cannot be migrated or read. */
+  constructor(db: Database) {
+    try {
+      migrate(db, auditMigrations);
+    } catch (err) {
+      throw new AuditError(
+        "ERR_AUDIT_WRITE",
+        `cannot prepare the audit table in "${db.name}": ${message(err)}`,
+        { cause: err },
+      );
+    }
+    this.#db = db;
+    this.#begin = db.prepare("BEGIN IMMEDIATE");
+    this.#commit = db.prepare("COMMIT");
+    this.#rollback = db.prepare("ROLLBACK");
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.#selectHead = db.prepare<[], HeadRow>(
+      "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+    );
+    this.#insert = db.prepare(
+      "INSERT INTO audit_events (seq, time, type, subject, credential, actions, resource, decision, status, data, prev_hash, hash) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#head = readHead(this.#selectHead.get());
+  }
+
+  /** The last committed record as this connection knows it. */
+  head(): ChainHead {
+    return this.#head;
+  }
+
+  /**
+   * Writes `events` in one transaction. Sets `out[i]` to the seq of `events[i]`, or to an
+   * `ERR_AUDIT_EVENT` error for a malformed event (written without it, using no seq).
+   *
+   * @throws {AuditError} `ERR_AUDIT_WRITE` when the transaction fails; then nothing is stored.
+   */
+  write(events: readonly AuditEvent[], out: Outcome[]): ChainHead {
+    const insert = this.#insert;
+    let version: number;
+    let seq: number;
+    let prev: string;
+    try {
+      this.#begin.run();
+      try {
+        version = this.#dataVersion.get() as number;
+        // Another connection committed (or our last transaction failed): the table is the truth.
+        if (version !== this.#seenVersion) this.#head = readHead(this.#selectHead.get());
+        seq = this.#head.seq;
+        prev = this.#head.hash;
+        for (let i = 0; i < events.length; i++) {
+          const event = events[i];
+          let data: string;
+          let c: ReturnType<typeof auditColumns>;
+          try {
+            c = auditColumns(event);
+            data = canonicalRecord(seq + 1, event);
+          } catch (err) {
+            out[i] = err instanceof AuditError ? err : new AuditError("ERR_AUDIT_EVENT", message(err));
+            continue;
+          }
+          const hash = hashCanonical(prev, data);
+          seq += 1;
+          insert.run(
+            seq,
+            c.time,
+            c.type,
+            c.subject,
+            c.credential,
+            c.actions,
+            c.resource,
+            c.decision,
+            c.status,
+            data,
+            prev,
+            hash,
+          );
+          prev = hash;
+          out[i] = seq;
+        }
+        this.#commit.run();
+      } catch (err) {
+        if (this.#db.inTransaction) this.#rollback.run();
+        throw err;
+      }
+    } catch (err) {
+      this.#seenVersion = undefined;
+      throw new AuditError(
+        "ERR_AUDIT_WRITE",
+        `the audit trail could not commit ${events.length} record(s): ${message(err)}. ` +
+          "Check the disk and the audit database file.",
+        { cause: err },
+      );
+    }
+    this.#seenVersion = version;
+    this.#head = { seq, hash: prev };
+    return this.#head;
+  }
+}
+
 class SqliteAuditWriter implements AuditWriter {
   readonly #clock: () => number;
-  readonly #writeGroup: {
-    immediate(events: readonly AuditEvent[], out: Outcome[]): ChainHead;
-  };
-  #head: ChainHead;
+  readonly #chain: ChainAppender;
   #events: AuditEvent[] = [];
   #resolves: ((seq: number) => void)[] = [];
   #rejects: ((err: AuditError) => void)[] = [];
@@ -101,60 +224,7 @@ class SqliteAuditWriter implements AuditWriter {
 
   constructor(db: Database, clock: () => number) {
     this.#clock = clock;
-    try {
-      migrate(db, auditMigrations);
-    } catch (err) {
-      throw new AuditError(
-        "ERR_AUDIT_WRITE",
-        `cannot prepare the audit table in "${db.name}": ${message(err)}`,
-        { cause: err },
-      );
-    }
-    const selectHead = db.prepare<[], HeadRow>(
-      "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-    );
-    const insert = db.prepare(
-      "INSERT INTO audit_events (seq, time, type, subject, credential, actions, resource, decision, status, data, prev_hash, hash) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    this.#head = readHead(selectHead.get());
-    this.#writeGroup = db.transaction((events: readonly AuditEvent[], out: Outcome[]): ChainHead => {
-      // Re-read under the write lock: the table, not this object, is the truth.
-      const head = readHead(selectHead.get());
-      let seq = head.seq;
-      let prev = head.hash;
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i];
-        let data: string;
-        let c: ReturnType<typeof auditColumns>;
-        try {
-          c = auditColumns(event);
-          data = canonicalRecord(seq + 1, event);
-        } catch (err) {
-          out[i] = err instanceof AuditError ? err : new AuditError("ERR_AUDIT_EVENT", message(err));
-          continue;
-        }
-        const hash = hashCanonical(prev, data);
-        seq += 1;
-        insert.run(
-          seq,
-          c.time,
-          c.type,
-          c.subject,
-          c.credential,
-          c.actions,
-          c.resource,
-          c.decision,
-          c.status,
-          data,
-          prev,
-          hash,
-        );
-        prev = hash;
-        out[i] = seq;
-      }
-      return { seq, hash: prev };
-    });
+    this.#chain = new ChainAppender(db);
   }
 
   append(event: AuditEvent): Promise<number> {
@@ -187,7 +257,7 @@ class SqliteAuditWriter implements AuditWriter {
   }
 
   head(): ChainHead {
-    return { ...this.#head };
+    return { ...this.#chain.head() };
   }
 
   stats(): AuditWriterStats {
@@ -207,14 +277,9 @@ class SqliteAuditWriter implements AuditWriter {
     const out: Outcome[] = new Array(events.length);
     let failure: AuditError | undefined;
     try {
-      this.#head = this.#writeGroup.immediate(events, out);
+      this.#chain.write(events, out);
     } catch (err) {
-      failure = new AuditError(
-        "ERR_AUDIT_WRITE",
-        `the audit trail could not commit ${events.length} record(s): ${message(err)}. ` +
-          "Check the disk and the audit database file.",
-        { cause: err },
-      );
+      failure = err as AuditError;
     }
     const stats = this.#stats;
     if (failure === undefined) {
