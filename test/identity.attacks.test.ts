@@ -15,14 +15,7 @@ import {
   type SoftAuthenticator,
 } from "../src/identity/webauthn/testing/softAuthenticator.js";
 import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
-
-interface Res {
-  status: number;
-  text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
-  json: any;
-  cookie?: string;
-}
+import { type ControlPlaneResponse, controlPlaneClient } from "./helpers/controlPlaneClient.js";
 
 let h: ControlPlaneHarness | undefined;
 afterEach(async () => {
@@ -30,43 +23,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function post(path: string, json: unknown, cookie?: string): Promise<Res> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (cookie) headers.cookie = `cg_session=${cookie}`;
-  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify(json),
-  });
-  return wrap(res);
-}
-
-async function send(method: string, path: string, cookie?: string, json?: unknown): Promise<Res> {
-  const headers: Record<string, string> = {};
-  if (cookie) headers.cookie = `cg_session=${cookie}`;
-  if (json !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
-    method,
-    headers,
-    body: json === undefined ? undefined : JSON.stringify(json),
-  });
-  return wrap(res);
-}
-
-async function wrap(res: Response): Promise<Res> {
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const m = res.headers
-    .getSetCookie()
-    .map((c) => /^cg_session=([^;]*)/.exec(c)?.[1])
-    .find((v) => v !== undefined);
-  return { status: res.status, text, json, ...(m ? { cookie: m } : {}) };
-}
+const { post, send } = controlPlaneClient(() => h!.port);
 
 const newKey = () => createSoftAuthenticator({ rpId: "localhost", origin: h!.origin });
 
@@ -93,7 +50,7 @@ async function addKey(cookie: string, key: SoftAuthenticator): Promise<string> {
   return verify.json.credentialId;
 }
 
-async function signIn(key: SoftAuthenticator, username?: string): Promise<Res> {
+async function signIn(key: SoftAuthenticator, username?: string): Promise<ControlPlaneResponse> {
   const options = await post("/auth/webauthn/login/options", username ? { username } : {});
   expect(options.status, options.text).toBe(200);
   const res = await post("/auth/webauthn/login/verify", {

@@ -14,14 +14,7 @@ import {
 import { PAGES_SCRIPT } from "../src/server/controlPlane/assets/pagesScript.js";
 import { REAUTH_MAX_AGE_MS } from "../src/server/controlPlane/session.js";
 import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
-
-interface Res {
-  status: number;
-  text: string;
-  // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
-  json: any;
-  cookie?: string;
-}
+import { type ControlPlaneResponse, controlPlaneClient } from "./helpers/controlPlaneClient.js";
 
 let h: ControlPlaneHarness | undefined;
 afterEach(async () => {
@@ -29,29 +22,11 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function send(method: string, path: string, cookie?: string, json: unknown = {}): Promise<Res> {
-  const hasBody = method !== "GET";
-  const headers: Record<string, string> = hasBody ? { "content-type": "application/json" } : {};
-  if (cookie) headers.cookie = `cg_session=${cookie}`;
-  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
-    method,
-    headers,
-    ...(hasBody ? { body: JSON.stringify(json) } : {}),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  const m = res.headers
-    .getSetCookie()
-    .map((c) => /^cg_session=([^;]+)/.exec(c)?.[1])
-    .find((v) => v !== undefined);
-  return { status: res.status, text, json: parsed, ...(m ? { cookie: m } : {}) };
-}
-const post = (path: string, json: unknown, cookie?: string) => send("POST", path, cookie, json);
+const client = controlPlaneClient(() => h!.port);
+/** Like the pages' script: every write carries a JSON body ({} when there is nothing to say). */
+const send = (method: string, path: string, cookie?: string, json: unknown = {}) =>
+  client.send(method, path, cookie, method === "GET" ? undefined : json);
+const post = client.post;
 
 const newKey = () => createSoftAuthenticator({ rpId: "localhost", origin: h!.origin });
 
@@ -74,7 +49,7 @@ async function signIn(key: SoftAuthenticator): Promise<string> {
   return res.cookie!;
 }
 
-async function addKey(cookie: string, key: SoftAuthenticator): Promise<Res> {
+async function addKey(cookie: string, key: SoftAuthenticator): Promise<ControlPlaneResponse> {
   const options = await post("/auth/webauthn/register/options", {}, cookie);
   if (options.status !== 200) return options;
   return post(

@@ -16,6 +16,7 @@ import {
   type SoftAuthenticator,
 } from "../src/identity/webauthn/testing/softAuthenticator.js";
 import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
+import { controlPlaneClient } from "./helpers/controlPlaneClient.js";
 
 let h: ControlPlaneHarness | undefined;
 afterEach(async () => {
@@ -23,28 +24,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-interface Res {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
-  json: any;
-  cookie?: string;
-}
-
-async function post(path: string, json: unknown, cookie?: string): Promise<Res> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (cookie) headers.cookie = `cg_session=${cookie}`;
-  const res = await fetch(`http://127.0.0.1:${h!.port}${path}`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify(json),
-  });
-  const text = await res.text();
-  const m = res.headers
-    .getSetCookie()
-    .map((c) => /^cg_session=([^;]+)/.exec(c)?.[1])
-    .find((v) => v !== undefined);
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, ...(m ? { cookie: m } : {}) };
-}
+const { post } = controlPlaneClient(() => h!.port);
 
 async function signIn(key: SoftAuthenticator) {
   const options = await post("/auth/webauthn/login/options", { username: "admin" });
