@@ -66,6 +66,18 @@ export async function createDurableAuditWriter(
   let pending = 0;
   let failure: AuditError | undefined;
 
+  // Records reach audit_index in batches as they are committed; at low traffic this timer copies
+  // the rest within a second (searches scan the unindexed tail until then).
+  const indexTimer = setInterval(() => {
+    if (failure) return;
+    try {
+      chain.indexPending();
+    } catch {
+      // The index is derived data: the next tick (or the next batch) tries again.
+    }
+  }, 1000);
+  indexTimer.unref();
+
   const schedule = () => {
     if (!scheduled && syncing === undefined && queued.length > 0) {
       scheduled = true;
@@ -156,6 +168,12 @@ export async function createDurableAuditWriter(
       // Let the fsync in flight finish, and the appends it held commit and sync.
       while (syncing !== undefined || scheduled || queued.length > 0) {
         await (syncing ?? new Promise((r) => setImmediate(r)));
+      }
+      clearInterval(indexTimer);
+      try {
+        chain.indexPending();
+      } catch {
+        // Derived data: the next start catches up.
       }
       await wal.sync().catch(() => {});
       await wal.close();

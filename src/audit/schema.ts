@@ -7,9 +7,13 @@ import type { AuditEvent } from "./types.js";
  * `data` is the canonical JSON of the event with its seq, the text the hash covers; the other
  * columns copy fields of it for indexed queries, and `verifyChain` checks they agree.
  *
- * Every index costs a WAL page per commit on the data plane's hot path, so the decision index is
- * partial: it holds the `deny` and `error` records only (the ones worth finding by decision). A
- * query uses it only when its WHERE clause says so too: `WHERE decision <> 'allow' AND decision = ?`.
+ * Secondary indexes do not sit on `audit_events`: each would cost a WAL page on every commit of
+ * the data plane's hot path. Since version 2 they are on `audit_index`, a copy of the searchable
+ * columns that the writer fills in batches ({@link INDEX_BATCH} records, or on a timer), so one
+ * batch's index pages are written once for hundreds of records. A search reads `audit_index` for
+ * `seq <= (SELECT max(seq) FROM audit_index)` and scans the few newer rows of `audit_events`
+ * directly. The decision index is partial: it holds the `deny` and `error` records only; a query
+ * uses it only when its WHERE clause says so too: `WHERE decision <> 'allow' AND decision = ?`.
  *
  * @example
  * ```ts
@@ -40,7 +44,41 @@ export const auditMigrations: readonly Migration[] = Object.freeze([
       CREATE INDEX audit_events_decision_time ON audit_events (decision, time) WHERE decision <> 'allow';
     `,
   },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE audit_index (
+        seq        INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        subject    TEXT    NOT NULL,
+        credential TEXT,
+        decision   TEXT    NOT NULL
+      );
+      INSERT INTO audit_index (seq, time, subject, credential, decision)
+        SELECT seq, time, subject, credential, decision FROM audit_events;
+      DROP INDEX audit_events_time;
+      DROP INDEX audit_events_subject_time;
+      DROP INDEX audit_events_credential_time;
+      DROP INDEX audit_events_decision_time;
+      CREATE INDEX audit_index_time ON audit_index (time);
+      CREATE INDEX audit_index_subject_time ON audit_index (subject, time);
+      CREATE INDEX audit_index_credential_time ON audit_index (credential, time);
+      CREATE INDEX audit_index_decision_time ON audit_index (decision, time) WHERE decision <> 'allow';
+    `,
+  },
 ]);
+
+/** Records written to `audit_events` before the writer copies them to `audit_index` in one go. */
+export const INDEX_BATCH = 256;
+
+/**
+ * Copies the records not yet indexed from `audit_events` to `audit_index` (one statement; the
+ * caller decides the transaction). Idempotent: it starts after the highest indexed seq.
+ */
+export const INDEX_TAIL_SQL =
+  "INSERT INTO audit_index (seq, time, subject, credential, decision) " +
+  "SELECT seq, time, subject, credential, decision FROM audit_events " +
+  "WHERE seq > (SELECT coalesce(max(seq), 0) FROM audit_index) ORDER BY seq";
 
 /** The indexed columns of a record, in table order (`actions` is a JSON array text). */
 export interface AuditColumns {
