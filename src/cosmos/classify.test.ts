@@ -841,10 +841,12 @@ describe("classify: ids", () => {
     expect(op.signing.resourceLink).toBe("dbs/Shop/colls/Orders/docs/a:b@c;d,e$f&g=h+i!j'k(l)m*n~o");
   });
 
-  it("ignores the query string (an unencoded ? ends the path, as for any HTTP server)", () => {
-    expect(classify("GET", "/?x=1", {}).name).toBe("account.read");
-    expect(classify("GET", "/dbs/shop?a=b/../../x", {}).resource).toBe("/dbs/shop");
-    expect(classify("GET", `${C}/docs/a?b`, {}).segments[5]).toBe("a");
+  it('refuses any "?" (no query strings; an unencoded ? inside an id would be read differently upstream)', () => {
+    for (const path of ["/?x=1", "/dbs/shop?a=b/../../x", `${C}/docs/a?b`, `${C}/docs?`]) {
+      expect(() => classify("GET", path, {}), path).toThrow(
+        /contains "\?": the gateway accepts no query string/,
+      );
+    }
   });
 
   it("accepts ids that merely contain dots", () => {

@@ -125,7 +125,7 @@ const DOCS = rule("item", READ, READ, true, true, true);
  * offers the link is the offer id lower-cased, as the SDK signs it (`setAuthorizationTokenHeaderUsingMasterKey`).
  *
  * @param method upper-case HTTP method
- * @param rawPath the request target as received (`req.url`), query string allowed (it is ignored)
+ * @param rawPath the request target as received (`req.url`); a "?" anywhere is refused (400)
  * @param headers the request headers, lower-case keys
  * @throws CosmosWireError (400) for a path outside the grammar, a bad encoding, an unknown type or
  *   method, contradictory or malformed control headers, or a malformed partition key
@@ -137,8 +137,16 @@ const DOCS = rule("item", READ, READ, true, true, true);
  * ```
  */
 export function classify(method: string, rawPath: string, headers: RequestHeaders): CosmosOperation {
-  let end = rawPath.indexOf("?");
-  if (end === -1) end = rawPath.length;
+  // A "?" is refused rather than read as the start of a query string: the SDK sends no query
+  // strings, but it leaves "?" inside ids unencoded (encodeURI), so "/docs/a?b" means the item
+  // "a?b" to some servers and the item "a" to others. Authorizing one and forwarding the other
+  // would be a confused deputy; one clear 400 is not.
+  if (rawPath.includes("?")) {
+    throw badPath(
+      'The request path contains "?": the gateway accepts no query string, and an id containing "?" cannot be addressed through it (the SDK does not percent-encode "?"). Rename the resource without "?".',
+    );
+  }
+  const end = rawPath.length;
   if (end === 0 || rawPath.charCodeAt(0) !== 47 /* / */) {
     throw badPath(
       'The request path must start with "/" (origin-form, as the Cosmos DB SDK sends it); absolute URLs and "*" are not accepted.',
@@ -163,7 +171,7 @@ export function classify(method: string, rawPath: string, headers: RequestHeader
   const partitionKey = readPartitionKey(headers);
   if (end === 1) return accountRead(method, partitionKey);
 
-  const raw = (end === rawPath.length ? rawPath : rawPath.slice(0, end)).split("/");
+  const raw = rawPath.split("/");
   const n = raw.length - 1; // raw[0] is the empty text before the leading "/"
   const segments: string[] = new Array(n);
   let parent = "";
