@@ -33,3 +33,62 @@ export function runCli(
     });
   });
 }
+
+/** A long-running `cosmosgate` child process (`dev`, `serve`, `devstore`). */
+export interface RunningCli {
+  /** Resolves with all stdout so far once it matches `pattern`; rejects if the process exits first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  output(): { stdout: string; stderr: string };
+}
+
+/** Starts the real `cosmosgate` command line as a long-running child process. */
+export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, COSMOSGATE_CONFIG: "", ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  const listeners = new Set<() => void>();
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  child.stdout.on("data", (d) => {
+    stdout += d;
+    for (const l of listeners) l();
+  });
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  return {
+    waitFor(pattern, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(stdout)) return;
+          done();
+          resolve(stdout);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`cosmosgate ${args.join(" ")}: no ${pattern} in time\n${stdout}\n${stderr}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        exited.then((code) => {
+          done();
+          reject(new Error(`cosmosgate ${args.join(" ")} exited with ${code}\n${stdout}\n${stderr}`));
+        });
+        check();
+      });
+    },
+    async stop(signal = "SIGINT") {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+    output: () => ({ stdout, stderr }),
+  };
+}
