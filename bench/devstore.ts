@@ -21,9 +21,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { BulkOperationType, type Container, CosmosClient, type OperationInput } from "@azure/cosmos";
-
-const EMULATOR_KEY =
-  "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+import { EMULATOR_KEY } from "../src/devstore/server.js";
 
 // ---- parameters and data ------------------------------------------------------------------
 const MAX = Number(process.env.DEVSTORE_BENCH_MAX_ITEMS ?? 1_000_000);
