@@ -3,6 +3,7 @@ import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Logger } from "pino";
 import { cosmosErrorBody } from "../cosmos/errors.js";
+import { preallocateWal, walBytes } from "../store/preallocateWal.js";
 import { createRequestHandler } from "./http/handler.js";
 import { DevStoreDb } from "./store/store.js";
 
@@ -72,6 +73,8 @@ export async function startDevStore(options: DevStoreOptions): Promise<DevStore>
       throw new Error("startDevStore: masterKey must be base64 of at least 16 bytes");
   }
   const store = DevStoreDb.open(options.file, { now, logger: log, udfs: options.udfs });
+  // Grow the WAL to its checkpoint size (SQLite's default 1000 pages) so write fsyncs skip growth.
+  await preallocateWal(options.file, walBytes(1000, 4096)).catch(() => {});
   const host = options.host ?? "127.0.0.1";
   let origin = "";
   const handler = createRequestHandler({

@@ -8,4 +8,5 @@ export {
 } from "./identityStore.js";
 export { type Migration, migrate } from "./migrate.js";
 export type * from "./ports.js";
+export { preallocateWal, walBytes } from "./preallocateWal.js";
 export { type Database, type OpenDatabaseOptions, openDatabase } from "./sqlite.js";
