@@ -17,12 +17,13 @@ describe("cosmosgate command line", () => {
   it("prints help for every command", async () => {
     const top = await runCli(["--help"]);
     expect(top.code).toBe(0);
-    for (const cmd of ["serve", "dev", "dev-token", "init", "config", "policy", "audit"])
+    for (const cmd of ["serve", "dev", "dev-token", "devstore", "init", "config", "policy", "audit"])
       expect(top.stdout).toContain(cmd);
     for (const cmd of [
       ["serve"],
       ["dev"],
       ["dev-token"],
+      ["devstore"],
       ["init"],
       ["config", "schema"],
       ["config", "check"],

@@ -3,6 +3,7 @@ import { ConfigError } from "../config/errors.js";
 import { registerAudit } from "./audit.js";
 import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
+import { registerDevstore } from "./devstore.js";
 import { registerInit } from "./init.js";
 import { CliError, type Io, processIo } from "./io.js";
 import { registerKeys } from "./keys.js";
@@ -30,6 +31,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     .exitOverride();
   registerServe(program, io);
   registerDev(program, io);
+  registerDevstore(program, io);
   registerInit(program, io);
   registerConfig(program, io);
   registerLogin(program, io);
@@ -41,6 +43,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   program.addHelpText(
     "after",
     "\nStart here:\n  cosmosgate dev                 gateway + embedded store; prints the first administrator's enrollment link\n" +
+      "  cosmosgate devstore            the embedded Cosmos DB-compatible store alone, like the emulator\n" +
       "  cosmosgate login               sign in with your passkey or security key (for the CLI and GatewayCredential)\n" +
       "  cosmosgate init                write a commented cosmosgate.yaml and policy.yaml\n" +
       "  cosmosgate <command> --help    help for one command",

@@ -11,7 +11,7 @@ export function registerServe(program: Command, io: Io): void {
     .addHelpText(
       "after",
       "\nThe configuration is validated first; an invalid file stops with exit code 2 and names the line and key.\n" +
-        "With no configuration file every default applies: embedded in-memory store, https://localhost:8081.",
+        "With no configuration file every default applies: the embedded store in stateDir, https://localhost:8081.",
     )
     .action(async (opts: { config?: string }) => {
       await runGateway(io, opts.config, false);
@@ -30,7 +30,7 @@ export async function runGateway(io: Io, configFlag: string | undefined, dev: bo
     `cosmosgate ${dev ? "(development mode) " : ""}is running`,
     `  data plane     ${loaded.config.dataPlane.publicUrl}  (listening on ${gw.dataPlaneUrl})`,
     `  control plane  ${loaded.config.controlPlane.publicUrl}  (listening on ${gw.controlPlaneUrl})`,
-    `  upstream       ${gw.upstreamType === "embedded" ? "embedded store, IN MEMORY ONLY" : gw.upstreamOrigin}`,
+    `  upstream       ${gw.upstreamType === "embedded" ? `embedded store, data in ${gw.storeFile}` : gw.upstreamOrigin}`,
     `  policy         ${gw.policyFile}${gw.policyMissing ? "  (missing: everything is denied)" : ""}  (reloads on change)`,
     `  audit          ${gw.auditFile}`,
     `  config         ${loaded.file ?? "(none: defaults)"}`,

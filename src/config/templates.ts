@@ -19,7 +19,9 @@ controlPlane:
 
 # Where allowed requests go.
 upstream:
-  type: embedded                      # in-process store for development: data is kept in memory only
+  type: embedded                      # in-process Cosmos DB-compatible store, kept in stateDir/store.db
+  # file: store.db                    # its SQLite file (relative to stateDir); data survives restarts
+  # udfs: true                        # run query UDFs (JavaScript, not sandboxed: grant "manage" to trusted people only)
   # type: cosmos
   # endpoint: https://ACCOUNT.documents.azure.com:443/
   # auth: {type: managedIdentity}     # or {type: key, env: COSMOS_KEY} / {type: key, file: ./cosmos.key}
