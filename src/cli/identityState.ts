@@ -5,15 +5,22 @@ import { configPath, type LoadedConfig, loadConfig, resolveConfigPath } from "..
 import type { SqliteIdentityStore } from "../store/identityStore.js";
 import { CliError } from "./io.js";
 
-/** An administrative change made from the command line, for the audit trail. */
+/** An administrative change made from the command line, for the audit trail (docs/audit.md). */
 export interface AdminEvent {
   type: string;
-  /** The user the change is about. */
+  /** The user the change is about: the record's resource is "/users/NAME". */
   user?: string;
   credential?: string;
+  /** The key's nickname, AAGUID and kind; filled from the store when `credential` is set. */
+  credentialName?: string;
+  aaguid?: string;
+  deviceBound?: boolean;
+  /** A signing key's kid: the record's resource is "/keys/KID". */
   kid?: string;
   reason: string;
-  decision?: "allow" | "deny";
+  decision?: "allow" | "deny" | "error";
+  /** Event-specific facts; never a secret. */
+  details?: Record<string, string | number | boolean>;
 }
 
 /** The gateway's identity state opened by an administrative command. */
@@ -21,7 +28,10 @@ export interface IdentityState {
   loaded: LoadedConfig;
   stateDir: string;
   store: SqliteIdentityStore;
-  /** Collects an event; {@link IdentityState.close} writes them to the audit trail. */
+  /**
+   * Collects an event (stamped with the time now, its key described from the store);
+   * {@link IdentityState.close} writes them to the audit trail.
+   */
   record(event: AdminEvent): void;
   /** Closes the store and appends the recorded events to `stateDir/audit.db`. */
   close(): Promise<void>;
@@ -31,7 +41,9 @@ export interface IdentityState {
  * Opens `stateDir/state.db` of the configuration named by `--config` (the gateway must have run at
  * least once: the file is not created here, so a wrong directory is reported instead of silently
  * getting an empty store). Administrative changes are appended to the gateway's audit trail as
- * events whose subject is `cli:<operating-system user>` (who had access to the state directory).
+ * events whose subject is `cli:<operating-system user>` (who had access to the state directory),
+ * kind "operator", and whose resource is the user ("/users/NAME") or signing key ("/keys/KID")
+ * changed; they carry no gateway instance id.
  *
  * @example
  * ```ts
@@ -53,14 +65,21 @@ export async function openIdentityState(configFlag: string | undefined): Promise
   }
   const { openIdentityStore } = await import("../store/identityStore.js");
   const store = openIdentityStore(file);
-  const events: AdminEvent[] = [];
+  const events: { time: number; event: AdminEvent }[] = [];
   let closed = false;
   return {
     loaded,
     stateDir,
     store,
     record: (e) => {
-      events.push(e);
+      let event = e;
+      if (e.credential !== undefined && e.credentialName === undefined && !closed) {
+        const key = store.getCredential(e.credential);
+        if (key !== undefined) {
+          event = { ...e, credentialName: key.nickname, aaguid: key.aaguid, deviceBound: key.deviceBound };
+        }
+      }
+      events.push({ time: Date.now(), event });
     },
     async close() {
       if (closed) return;
@@ -80,7 +99,20 @@ export function operatorName(): string {
   }
 }
 
-async function appendAdminEvents(stateDir: string, events: AdminEvent[]): Promise<void> {
+/** The event's details, with the user and kid it is about (searchable without parsing the resource). */
+function adminDetails(e: AdminEvent): Record<string, string | number | boolean> | undefined {
+  if (e.user === undefined && e.kid === undefined) return e.details;
+  return {
+    ...(e.user !== undefined ? { user: e.user } : {}),
+    ...(e.kid !== undefined ? { kid: e.kid } : {}),
+    ...e.details,
+  };
+}
+
+async function appendAdminEvents(
+  stateDir: string,
+  events: { time: number; event: AdminEvent }[],
+): Promise<void> {
   const [{ openDatabase }, { createAuditWriter }] = await Promise.all([
     import("../store/sqlite.js"),
     import("../audit/writer.js"),
@@ -91,22 +123,24 @@ async function appendAdminEvents(stateDir: string, events: AdminEvent[]): Promis
     const db = openDatabase(file);
     try {
       const writer = createAuditWriter(db);
-      const now = Date.now();
       await Promise.all(
-        events.map((e) =>
+        events.map(({ time, event: e }) =>
           writer.append({
-            time: now,
+            time,
             type: e.type,
             subject,
             subjectKind: "operator",
-            ...(e.credential !== undefined ? { credential: e.credential } : {}),
+            credential: e.credential,
+            credentialName: e.credentialName,
+            aaguid: e.aaguid,
+            deviceBound: e.deviceBound,
             actions: [],
-            resource:
-              e.user !== undefined ? `user:${e.user}` : e.kid !== undefined ? `signing_key:${e.kid}` : "",
+            resource: e.user !== undefined ? `/users/${e.user}` : e.kid !== undefined ? `/keys/${e.kid}` : "",
             decision: e.decision ?? "allow",
             reason: e.reason,
             status: 0,
             durationMs: 0,
+            details: adminDetails(e),
           }),
         ),
       );

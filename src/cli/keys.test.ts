@@ -84,7 +84,7 @@ describe("cosmosgate keys", () => {
         "signing_key.created",
       ]);
       expect(records[0].reason).toContain("(cosmosgate keys rotate)");
-      expect(records[0].resource).toBe(`signing_key:${current.kid}`);
+      expect(records[0].resource).toBe(`/keys/${current.kid}`);
     } finally {
       db.close();
     }

@@ -96,7 +96,7 @@ describe("cosmosgate users", () => {
     expect(invite!.expiresAt - invite!.createdAt).toBe(2 * 3600_000);
     expect(invite!.createdBy).toMatch(/^cli:/);
     const [record] = auditRecords();
-    expect(record).toMatchObject({ type: "user.invited", resource: "user:ada", decision: "allow" });
+    expect(record).toMatchObject({ type: "user.invited", resource: "/users/ada", decision: "allow" });
     expect(record.subject).toMatch(/^cli:/);
     expect(JSON.stringify(record)).not.toContain(m![2]); // the secret is never audited
   });
@@ -147,8 +147,8 @@ describe("cosmosgate users", () => {
     await users("enable", "ada");
     expect(store.getUserByName("ada")?.disabled).toBe(false);
     expect(auditRecords().map((r) => [r.type, r.resource])).toEqual([
-      ["user.disabled", "user:ada"],
-      ["user.enabled", "user:ada"],
+      ["user.disabled", "/users/ada"],
+      ["user.enabled", "/users/ada"],
     ]);
   });
 
@@ -181,7 +181,17 @@ describe("cosmosgate users", () => {
     expect((await users("reenable-key", "k2")).stdout).toContain("not suspended; nothing to do");
     await expect(users("reenable-key", "nope")).rejects.toThrow(/no key has the credential ID "nope"/);
     const [record] = auditRecords();
-    expect(record).toMatchObject({ type: "credential.reenabled", credential: "k2", resource: "user:ada" });
+    expect(record).toMatchObject({
+      type: "credential.reenabled",
+      credential: "k2",
+      resource: "/users/ada",
+      subjectKind: "operator",
+      // The key is described from the store when the event is recorded.
+      credentialName: "ada's key",
+      deviceBound: false,
+      details: { user: "ada" },
+    });
+    expect(record.subject).toMatch(/^cli:/);
     expect(JSON.parse((await users("keys", "ada", "--json")).stdout)[1]).toMatchObject({
       id: "k2",
       suspended: null,

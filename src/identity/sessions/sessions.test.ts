@@ -210,10 +210,11 @@ describe("createSessions: revoke", () => {
       revokedReason: "signed out",
     });
     expect(sessionError(() => sessions.refresh(a.refreshToken)).code).toBe("ERR_SESSION_REVOKED");
-    sessions.revoke({ refreshToken: b.refreshToken }, "oauth revoke");
+    // The session it named is returned, for the audit record (token.revoked names its subject).
+    expect(sessions.revoke({ refreshToken: b.refreshToken }, "oauth revoke")?.id).toBe(b.session.id);
     expect(store.getSession(b.session.id)?.revokedReason).toBe("oauth revoke");
-    sessions.revoke({ refreshToken: "B".repeat(43) }, "x");
-    sessions.revoke({ refreshToken: "garbage" }, "x");
+    expect(sessions.revoke({ refreshToken: "B".repeat(43) }, "x")).toBeUndefined();
+    expect(sessions.revoke({ refreshToken: "garbage" }, "x")).toBeUndefined();
     expect(sessionError(() => sessions.revoke({ sessionId: "nope" }, "x"))).toMatchObject({
       code: "ERR_SESSION_NOT_FOUND",
       status: 404,

@@ -68,8 +68,10 @@ export interface Sessions {
   /**
    * Revokes a session, named by id or by one of its refresh tokens (RFC 7009: an unknown or
    * malformed token is not an error). Throws `ERR_SESSION_NOT_FOUND` for an unknown session id.
+   * Returns the session the input named (revoked now or before; for the audit trail), or undefined
+   * when a refresh token named none.
    */
-  revoke(input: { refreshToken: string } | { sessionId: string }, reason: string): void;
+  revoke(input: { refreshToken: string } | { sessionId: string }, reason: string): SessionRecord | undefined;
 }
 
 /**
@@ -271,7 +273,7 @@ export function createSessions(options: SessionsOptions): Sessions {
           );
         }
         revokeNow(session, reason, now);
-        return;
+        return session;
       }
       const { refreshToken } = input;
       if (
@@ -279,12 +281,13 @@ export function createSessions(options: SessionsOptions): Sessions {
         refreshToken.length !== REFRESH_TOKEN_LENGTH ||
         !BASE64URL.test(refreshToken)
       ) {
-        return;
+        return undefined;
       }
       const token = store.useRefreshToken(hashRefreshToken(refreshToken), now);
-      if (token === undefined) return;
+      if (token === undefined) return undefined;
       const session = store.getSession(token.sessionId);
       if (session !== undefined) revokeNow(session, reason, now);
+      return session;
     },
   };
 }

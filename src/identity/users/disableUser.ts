@@ -48,6 +48,7 @@ export function disableUser(
     subject: user.name,
     reason: `disabled; ${revokedSessions.length} session(s) revoked`,
     decision: "deny",
+    details: { revokedSessions: revokedSessions.length, admin: user.admin, wasDisabled: user.disabled },
   });
   return { user: { ...user, disabled: true }, revokedSessions };
 }

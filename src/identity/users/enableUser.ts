@@ -22,6 +22,12 @@ export function enableUser(
 ): UserRecord {
   const user = findUser(store, name);
   store.setUserDisabled(user.id, false);
-  events?.({ type: "user.enabled", subject: user.name, reason: "enabled", decision: "allow" });
+  events?.({
+    type: "user.enabled",
+    subject: user.name,
+    reason: user.disabled ? "enabled" : "enabled (it was not disabled)",
+    decision: "allow",
+    details: { admin: user.admin, wasDisabled: user.disabled },
+  });
   return { ...user, disabled: false };
 }

@@ -91,6 +91,13 @@ export function inviteUser(store: IdentityStore, opts: InviteUserOptions): Invit
     subject: name,
     reason: `invited${admin ? " as an administrator" : ""}${createdBy !== undefined ? ` by ${createdBy}` : ""}, valid until ${new Date(expiresAt).toISOString()}`,
     decision: "allow",
+    // Never the secret (nor its hash): the invite is known by its user name and expiry.
+    details: {
+      groups: [...new Set(groups)].join(","),
+      admin,
+      expiresAt: new Date(expiresAt).toISOString(),
+      ...(createdBy !== undefined ? { createdBy } : {}),
+    },
   });
   return { secret, expiresAt };
 }

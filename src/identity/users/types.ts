@@ -4,6 +4,8 @@ export interface UserEvent {
   subject?: string;
   reason: string;
   decision?: "allow" | "deny";
+  /** Event-specific facts (groups, who invited, sessions revoked); never a secret. */
+  details?: Record<string, string | number | boolean>;
 }
 
 /** Where user-administration functions send their events. */

@@ -34,8 +34,14 @@ export interface WebAuthnEvent {
   type: string;
   subject?: string;
   credential?: string;
+  /** The key's nickname, AAGUID and kind, when the event knows the key (docs/audit.md). */
+  credentialName?: string;
+  aaguid?: string;
+  deviceBound?: boolean;
   reason: string;
   decision?: "allow" | "deny";
+  /** Event-specific facts (a failure code, counters, the attestation format); never a secret. */
+  details?: Record<string, string | number | boolean>;
 }
 
 /** Options of {@link createWebAuthn}. */

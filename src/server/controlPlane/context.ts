@@ -11,7 +11,11 @@ export interface ControlPlaneDeps {
   log: Logger;
   /** Milliseconds since the epoch. */
   clock: () => number;
-  /** Audit sink for what the control plane does itself: token.*, credential.renamed/removed, session.revoked on key removal. */
+  /**
+   * Audit sink for what the control plane does itself: token.*, credential.renamed/removed,
+   * session.revoked on key removal. Events reach it completed by `identity.describeEvent` and carry
+   * the request's client address and user agent.
+   */
   events: (e: IdentityEvent) => void;
   /** Signs the console session cookie: at least 32 characters of a random secret, kept in stateDir. */
   cookieSecret: string;

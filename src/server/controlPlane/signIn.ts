@@ -42,17 +42,26 @@ export interface TokenResponse {
   refresh_token: string;
 }
 
+/** The audit event of a token response: `token.issued` (a sign-in, a code exchange) or `token.refreshed`. */
+export interface TokenAudit {
+  type: "token.issued" | "token.refreshed";
+  reason: string;
+  /** How the token was obtained: "webauthn", "authorization_code" or "refresh_token". */
+  grant: "webauthn" | "authorization_code" | "refresh_token";
+}
+
 /**
  * Issues an access token for a session (its user, key, `amr` and `auth_time`) and pairs it with the
  * session's current refresh token. The token expires no later than the session (`exp` is capped at
  * the session's `expiresAt`, and `expires_in` follows); a session that has reached its maximum age
- * gets no token (400 `invalid_grant`).
+ * gets no token (400 `invalid_grant`). Emits `audit` with the token's `jti` (never the token).
  */
 export async function tokensFor(
   ctx: ControlPlaneContext,
   user: UserRecord,
   session: SessionRecord,
   refreshToken: string,
+  audit: TokenAudit,
 ): Promise<TokenResponse> {
   if (Math.floor(session.expiresAt / 1000) <= Math.floor(ctx.clock() / 1000)) {
     throw new OAuthError(
@@ -69,6 +78,16 @@ export async function tokensFor(
     amr: session.amr,
     authTime: session.authTime,
     sessionExpiresAt: session.expiresAt,
+  });
+  ctx.emit({
+    type: audit.type,
+    subject: user.name,
+    credential: session.credentialId,
+    session: session.id,
+    jti: issued.jti,
+    reason: audit.reason,
+    decision: "allow",
+    details: { grant: audit.grant, expiresIn: issued.expires_in, amr: session.amr.join(",") },
   });
   return {
     access_token: issued.access_token,

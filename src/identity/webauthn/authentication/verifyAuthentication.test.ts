@@ -285,8 +285,26 @@ describe("verifyAuthentication", () => {
       counter: 2,
     });
     expect(t.store.getSession("s1")?.revokedAt).toBe(t.now());
-    expect(t.events.map((e) => e.type).slice(-2)).toEqual(["credential.clone_suspected", "signin.failed"]);
-    expect(t.events.at(-2)).toMatchObject({ subject: "ada", credential: credential.id, decision: "deny" });
+    expect(t.events.map((e) => e.type).slice(-3)).toEqual([
+      "credential.clone_suspected",
+      "credential.suspended",
+      "signin.failed",
+    ]);
+    expect(t.events.at(-3)).toMatchObject({
+      subject: "ada",
+      credential: credential.id,
+      decision: "deny",
+      details: { storedCounter: 2, presentedCounter: 1 },
+    });
+    expect(t.events.at(-2)).toMatchObject({
+      subject: "ada",
+      credential: credential.id,
+      credentialName: credential.nickname,
+      deviceBound: credential.deviceBound,
+      decision: "deny",
+      details: { revokedSessions: 1 },
+    });
+    expect(t.events.at(-1)?.details).toEqual({ code: "ERR_WEBAUTHN_CLONE_SUSPECTED" });
 
     // the genuine key (counter 3) is now refused too, until re-enabled
     const suspended = await refusal(() => t.signIn(key, "ada"));
@@ -363,7 +381,11 @@ describe("verifyAuthentication", () => {
     expect(error).toMatchObject({ code: "ERR_WEBAUTHN_CLONE_SUSPECTED", status: 403 });
     expect(t.store.getCredential(credential.id)).toMatchObject({ counter: 2, useCount: 2 });
     expect(t.store.getCredential(credential.id)?.suspendedAt).toBeDefined();
-    expect(t.events.map((e) => e.type).slice(-2)).toEqual(["credential.clone_suspected", "signin.failed"]);
+    expect(t.events.map((e) => e.type).slice(-3)).toEqual([
+      "credential.clone_suspected",
+      "credential.suspended",
+      "signin.failed",
+    ]);
   });
 
   it("refuses malformed responses with 400, never a raw error", async () => {

@@ -151,8 +151,12 @@ export async function verifyAuthentication(
       type: "signin.succeeded",
       subject: owner.name,
       credential: stored.id,
+      credentialName: credential.nickname,
+      aaguid: stored.aaguid,
+      deviceBound: stored.deviceBound,
       reason: `signed in with ${stored.deviceBound ? "a device-bound key" : "a synced passkey"} (${amr.join(", ")})`,
       decision: "allow",
+      details: { amr: amr.join(","), userVerified: info.userVerified, counter: info.newCounter, purpose },
     });
     return {
       user: owner,
@@ -168,6 +172,7 @@ export async function verifyAuthentication(
       ...(credentialId !== undefined ? { credential: credentialId } : {}),
       reason: error instanceof WebAuthnError ? `${error.code}: ${error.message}` : "internal error",
       decision: "deny",
+      details: { code: error instanceof WebAuthnError ? error.code : "ERR_INTERNAL" },
     });
     throw error;
   }
@@ -227,17 +232,32 @@ function suspectClone(
 ): never {
   const now = ctx.clock();
   const reason = "clone suspected: signature counter went backwards";
-  if (stored.suspendedAt === undefined) {
-    ctx.store.suspendCredential(stored.id, reason, now);
-    ctx.store.revokeSessionsOf({ credentialId: stored.id }, reason, now);
-  }
-  ctx.emit({
-    type: "credential.clone_suspected",
+  const key = {
     subject: owner.name,
     credential: stored.id,
+    credentialName: stored.nickname,
+    aaguid: stored.aaguid,
+    deviceBound: stored.deviceBound,
+  };
+  const counters = { storedCounter: stored.counter, presentedCounter: presented };
+  ctx.emit({
+    type: "credential.clone_suspected",
+    ...key,
     reason: `${reason} (stored ${stored.counter}, presented ${presented}); key suspended`,
     decision: "deny",
+    details: counters,
   });
+  if (stored.suspendedAt === undefined) {
+    ctx.store.suspendCredential(stored.id, reason, now);
+    const revoked = ctx.store.revokeSessionsOf({ credentialId: stored.id }, reason, now);
+    ctx.emit({
+      type: "credential.suspended",
+      ...key,
+      reason: `${reason}; the key cannot sign in until an administrator re-enables it (cosmosgate users reenable-key); ${revoked.length} session(s) revoked`,
+      decision: "deny",
+      details: { ...counters, revokedSessions: revoked.length },
+    });
+  }
   throw new WebAuthnError(
     "ERR_WEBAUTHN_CLONE_SUSPECTED",
     "the key's signature counter went backwards — it may have been cloned; it is suspended until an administrator re-enables it.",

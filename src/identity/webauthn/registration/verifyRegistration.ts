@@ -208,21 +208,34 @@ export async function verifyRegistration(
       ),
     );
 
+    const key = {
+      credential: credential.id,
+      credentialName: credential.nickname,
+      aaguid: credential.aaguid,
+      deviceBound: credential.deviceBound,
+    };
     if (enrolled) {
       ctx.emit({
         type: "user.enrolled",
         subject: user.name,
-        credential: credential.id,
+        ...key,
         reason: `enrolled by invite${user.admin ? " as an administrator" : ""}`,
         decision: "allow",
+        details: { admin: user.admin, groups: user.groups.join(",") },
       });
     }
     ctx.emit({
       type: "credential.added",
       subject: user.name,
-      credential: credential.id,
+      ...key,
       reason: `${credential.deviceBound ? "device-bound" : "synced"} key registered (fmt ${credential.fmt}, aaguid ${credential.aaguid})`,
       decision: "allow",
+      details: {
+        fmt: credential.fmt,
+        backedUp: credential.backedUp,
+        transports: credential.transports.join(","),
+        enrollment: enrolled,
+      },
     });
     return { user, credential };
   } catch (error) {
@@ -232,6 +245,7 @@ export async function verifyRegistration(
       ...(credentialId !== undefined ? { credential: credentialId } : {}),
       reason: error instanceof WebAuthnError ? `${error.code}: ${error.message}` : "internal error",
       decision: "deny",
+      details: { code: error instanceof WebAuthnError ? error.code : "ERR_INTERNAL" },
     });
     // Only store faults are left unmapped here (a 500 upstream is right for them).
     throw error;

@@ -92,9 +92,13 @@ export function accountRoutes(app: FastifyInstance, ctx: ControlPlaneContext): v
       type: "credential.renamed",
       subject: signedIn.user.name,
       credential: key.id,
+      credentialName: name,
+      aaguid: key.aaguid,
+      deviceBound: key.deviceBound,
       session: signedIn.session.id,
       reason: `renamed from ${JSON.stringify(key.nickname)} to ${JSON.stringify(name)}`,
       decision: "allow",
+      details: { from: key.nickname, to: name },
     });
     return keyView({ ...key, nickname: name }, signedIn.credential.id);
   });
@@ -116,19 +120,31 @@ export function accountRoutes(app: FastifyInstance, ctx: ControlPlaneContext): v
     const now = ctx.clock();
     store.removeCredential(key.id);
     const revoked = store.revokeSessionsOf({ credentialId: key.id }, "credential removed", now);
+    // The key is gone from the store: its description comes from the record read above.
     ctx.emit({
       type: "credential.removed",
       subject: signedIn.user.name,
       credential: key.id,
+      credentialName: key.nickname,
+      aaguid: key.aaguid,
+      deviceBound: key.deviceBound,
       session: signedIn.session.id,
       reason: `removed by its owner (${JSON.stringify(key.nickname)}); ${revoked.length} session(s) revoked`,
       decision: "allow",
+      details: {
+        revokedSessions: revoked.length,
+        useCount: key.useCount,
+        ...(key.lastUsedAt !== undefined ? { lastUsedAt: new Date(key.lastUsedAt).toISOString() } : {}),
+      },
     });
     for (const id of revoked) {
       ctx.emit({
         type: "session.revoked",
         subject: signedIn.user.name,
         credential: key.id,
+        credentialName: key.nickname,
+        aaguid: key.aaguid,
+        deviceBound: key.deviceBound,
         session: id,
         reason: "credential removed",
         decision: "allow",

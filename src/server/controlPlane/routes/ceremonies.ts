@@ -89,14 +89,10 @@ export function ceremonyRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
       );
     }
     const signedIn = await signInWithKey(ctx, body.response);
-    const tokens = await tokensFor(ctx, signedIn.user, signedIn.session, signedIn.refreshToken);
-    ctx.emit({
+    const tokens = await tokensFor(ctx, signedIn.user, signedIn.session, signedIn.refreshToken, {
       type: "token.issued",
-      subject: signedIn.user.name,
-      credential: signedIn.credential.id,
-      session: signedIn.session.id,
       reason: "signed in with a key at the control plane",
-      decision: "allow",
+      grant: "webauthn",
     });
     setSessionCookie(reply, signedIn.session, ctx.clock(), ctx.secure);
     return tokens;

@@ -89,16 +89,11 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
         const refreshToken = param(params, "refresh_token");
         if (refreshToken === undefined) throw invalidRequest("refresh_token is missing.");
         const next = sessions.refresh(refreshToken);
-        const tokens = await tokensFor(ctx, next.user, next.session, next.refreshToken);
-        ctx.emit({
+        return tokensFor(ctx, next.user, next.session, next.refreshToken, {
           type: "token.refreshed",
-          subject: next.user.name,
-          credential: next.session.credentialId,
-          session: next.session.id,
           reason: "refresh token rotated at /oauth/token",
-          decision: "allow",
+          grant: "refresh_token",
         });
-        return tokens;
       }
       throw new OAuthError(
         400,
@@ -121,11 +116,16 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
         );
       }
       // RFC 7009 §2.2: an unknown or already revoked token is not an error.
-      sessions.revoke({ refreshToken: token }, "revoked by the client");
+      const session = sessions.revoke({ refreshToken: token }, "revoked by the client");
       ctx.emit({
         type: "token.revoked",
-        reason: "revocation requested at /oauth/revoke (an unknown token changes nothing)",
+        ...(session !== undefined ? { session: session.id } : {}),
+        reason:
+          session !== undefined
+            ? "the client revoked its refresh token at /oauth/revoke: the session and its tokens are revoked"
+            : "revocation requested at /oauth/revoke for a token this gateway does not know (nothing changed)",
         decision: "allow",
+        details: { via: "oauth.revoke", known: session !== undefined },
       });
       return {};
     });
@@ -152,6 +152,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
         session: redemption.sessionId,
         reason: "authorization code presented a second time: the session it gave is revoked",
         decision: "deny",
+        details: { via: "authorization_code.reused" },
       });
     }
     if (redemption.status !== "ok") {
@@ -171,16 +172,11 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       throw refuse("code_verifier does not match the code_challenge (PKCE)");
     const state = checkSession(context, granted.sessionId);
     if (!state.ok) throw invalidGrant(`${state.reason}; sign in again with \`cosmosgate login\`.`);
-    const tokens = await tokensFor(context, state.user, state.session, granted.refreshToken);
-    context.emit({
+    return tokensFor(context, state.user, state.session, granted.refreshToken, {
       type: "token.issued",
-      subject: state.user.name,
-      credential: state.session.credentialId,
-      session: state.session.id,
       reason: "authorization code exchanged by the command line (PKCE S256)",
-      decision: "allow",
+      grant: "authorization_code",
     });
-    return tokens;
   }
 
   function revokeQuietly(sessionId: string, reason: string): void {
