@@ -2,9 +2,11 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../store/index.js";
 import { canonicalRecord, hashCanonical } from "./chain.js";
+import { type AuditCheckpoint, createCheckpointer, listCheckpoints, signCheckpoint } from "./checkpoints.js";
+import { createTestCheckpointKeys } from "./checkpointTesting.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
-import { verifyChain } from "./verify.js";
+import { verifyChain, verifyTrail } from "./verify.js";
 import { createAuditWriter } from "./writer.js";
 
 function ev(i: number): AuditEvent {
@@ -230,5 +232,191 @@ describe("verifyChain", () => {
     dbs.push(db);
     expect(() => verifyChain(db)).toThrow(AuditError);
     expect(() => verifyChain(db)).toThrow(expect.objectContaining({ code: "ERR_AUDIT_READ" }));
+  });
+});
+
+/** A trail of n records with a signed checkpoint after every `every` records (and none after the rest). */
+async function checkpointed(n: number, every: number) {
+  const db = openDatabase(":memory:");
+  dbs.push(db);
+  const writer = createAuditWriter(db);
+  const keys = await createTestCheckpointKeys();
+  const cps = createCheckpointer({ db, keys, every, clock: () => 1_700_000_100_000 });
+  for (let i = 1; i <= n; i++) {
+    await writer.append(ev(i));
+    if (i % every === 0) await cps.checkpoint();
+  }
+  return { db, keys, writer, cps };
+}
+
+/** Rewrites records from..n with `change` and recomputes every hash after them (a careful forger). */
+function rewriteFrom(db: Database, from: number, change: (e: AuditEvent) => AuditEvent): void {
+  const rows = db.prepare("SELECT seq, data FROM audit_events WHERE seq >= ? ORDER BY seq").all(from) as {
+    seq: number;
+    data: string;
+  }[];
+  let prev = from === 1 ? "" : hashOf(db, from - 1);
+  for (const r of rows) {
+    const { seq: _seq, ...event } = JSON.parse(r.data) as AuditEvent & { seq: number };
+    const e = r.seq === from ? change(event) : event;
+    const data = canonicalRecord(r.seq, e);
+    const hash = hashCanonical(prev, data);
+    db.prepare(
+      "UPDATE audit_events SET data = ?, prev_hash = ?, hash = ?, subject = ?, decision = ?, status = ? WHERE seq = ?",
+    ).run(data, prev, hash, e.subject, e.decision, e.status, r.seq);
+    prev = hash;
+  }
+}
+
+describe("verifyTrail (chain + signed checkpoints)", () => {
+  it("passes a good trail and reports checkpoint coverage", async () => {
+    const { db, keys } = await checkpointed(23, 5);
+    const progress: [number, number][] = [];
+    const r = await verifyTrail(db, { onProgress: (d, t) => progress.push([d, t]) });
+    expect(r).toMatchObject({ ok: true, count: 23, firstSeq: 1, lastSeq: 23 });
+    expect(r.checkpoints).toMatchObject({ stored: 4, external: 0, matched: 4, uncovered: 3 });
+    expect(r.checkpoints.newest).toMatchObject({ seq: 20, kid: keys.kid, source: "stored" });
+    expect(progress.at(-1)).toEqual([23, 23]);
+  });
+
+  it("still names every kind of record tampering, with the record", async () => {
+    const cases: [string, (db: Database) => void, { seq: number; kind: string }][] = [
+      [
+        "edit data",
+        (db) =>
+          db.prepare("UPDATE audit_events SET data = replace(data, 'user7', 'usr7') WHERE seq = 7").run(),
+        { seq: 7, kind: "changed" },
+      ],
+      [
+        "edit a column",
+        (db) => db.prepare("UPDATE audit_events SET resource = '/x' WHERE seq = 8").run(),
+        { seq: 8, kind: "changed" },
+      ],
+      [
+        "delete a middle record",
+        (db) => db.prepare("DELETE FROM audit_events WHERE seq = 6").run(),
+        { seq: 6, kind: "missing" },
+      ],
+      [
+        "delete and renumber",
+        (db) => {
+          db.prepare("DELETE FROM audit_events WHERE seq = 6").run();
+          for (let s = 7; s <= 12; s++) move(db, s, s - 1);
+        },
+        { seq: 6, kind: "missing" },
+      ],
+      ["insert and renumber", (db) => insertAt(db, 9), { seq: 9, kind: "inserted" }],
+      ["swap two records", (db) => swap(db, 3, 11), { seq: 3, kind: "reordered" }],
+    ];
+    for (const [name, attack, expected] of cases) {
+      const { db } = await checkpointed(12, 5);
+      attack(db);
+      const r = await verifyTrail(db);
+      expect({ name, ...r.firstBroken }).toMatchObject({ name, ...expected });
+      expect(r.ok).toBe(false);
+    }
+  });
+
+  it("names a tail truncated after a checkpoint, with the checkpoint that proves it", async () => {
+    const { db } = await checkpointed(12, 5); // checkpoints at 5 and 10
+    expect(verifyChain(db).ok).toBe(true);
+    db.prepare("DELETE FROM audit_events WHERE seq >= 8").run(); // cut back to 7
+    // The chain alone cannot tell ...
+    expect(verifyChain(db)).toEqual({ ok: true, count: 7 });
+    // ... the checkpoint at 10 can.
+    const r = await verifyTrail(db);
+    expect(r).toMatchObject({
+      ok: false,
+      count: 7,
+      firstBroken: { seq: 8, kind: "truncated", checkpoint: { seq: 10, source: "stored" } },
+    });
+    expect(r.firstBroken?.detail).toContain("records 8–10 are gone");
+  });
+
+  it("names a tail cut back and re-grown past the newest checkpoint as truncated", async () => {
+    const { db } = await checkpointed(12, 5);
+    db.prepare("DELETE FROM audit_events WHERE seq >= 8").run();
+    const w = createAuditWriter(db); // the writer re-reads the head: new records 8.. with other hashes
+    for (let i = 0; i < 5; i++) await w.append({ ...ev(100 + i), subject: "someone-else" });
+    expect(verifyChain(db).ok).toBe(true);
+    expect((await verifyTrail(db)).firstBroken).toMatchObject({
+      seq: 10,
+      kind: "truncated",
+      checkpoint: { seq: 10 },
+    });
+  });
+
+  it("names a chain rewritten with recomputed hashes as changed at the checkpoint it contradicts", async () => {
+    const { db } = await checkpointed(16, 5); // checkpoints at 5, 10, 15
+    rewriteFrom(db, 7, (e) => ({ ...e, decision: "deny", status: 403 }));
+    expect(verifyChain(db).ok).toBe(true); // self-consistent
+    const r = await verifyTrail(db);
+    expect(r.firstBroken).toMatchObject({ seq: 10, kind: "changed", checkpoint: { seq: 10 } });
+    expect(r.firstBroken?.detail).toContain("after checkpoint 5");
+    expect(r.count).toBe(9);
+  });
+
+  it("names a forged checkpoint (bad signature) as bad-checkpoint at its seq", async () => {
+    const { db, keys } = await checkpointed(12, 5);
+    const other = await createTestCheckpointKeys();
+    const s = await other.signer();
+    // Claims the gateway's key but is signed by another one.
+    const forged = await signCheckpoint(
+      { seq: 12, hash: hashOf(db, 12), time: 1 },
+      { kid: keys.kid, key: s.key, jwk: keys.jwk },
+    );
+    db.prepare(
+      "INSERT INTO audit_checkpoints (seq, hash, time, instance, kid, alg, jws, jwk) VALUES (?, ?, ?, NULL, ?, 'ES256', ?, ?)",
+    ).run(forged.seq, forged.hash, forged.time, forged.kid, forged.jws, JSON.stringify(forged.jwk));
+    const r = await verifyTrail(db);
+    expect(r).toMatchObject({
+      ok: false,
+      firstBroken: { seq: 12, kind: "bad-checkpoint", checkpoint: { seq: 12 } },
+    });
+    expect(r.firstBroken?.detail).toContain("signature");
+  });
+
+  it("names a checkpoint whose hash was changed as bad-checkpoint", async () => {
+    const { db } = await checkpointed(12, 5);
+    // Point the checkpoint at 10 to a forged record's hash: its signature no longer covers it.
+    db.prepare("UPDATE audit_checkpoints SET hash = ? WHERE seq = 10").run("f".repeat(64));
+    const r = await verifyTrail(db);
+    expect(r).toMatchObject({ ok: false, count: 9, firstBroken: { seq: 10, kind: "bad-checkpoint" } });
+    expect(r.firstBroken?.detail).toContain("differ from what was signed");
+  });
+
+  it("with checkpoints kept elsewhere, finds a truncation that also removed the stored checkpoints", async () => {
+    const { db } = await checkpointed(12, 5);
+    const kept: AuditCheckpoint[] = listCheckpoints(db);
+    db.prepare("DELETE FROM audit_events WHERE seq >= 8").run();
+    db.prepare("DELETE FROM audit_checkpoints WHERE seq >= 8").run();
+    expect((await verifyTrail(db)).ok).toBe(true); // what is left is consistent
+    const r = await verifyTrail(db, { external: kept });
+    expect(r.firstBroken).toMatchObject({
+      seq: 8,
+      kind: "truncated",
+      checkpoint: { seq: 10, source: "external" },
+    });
+  });
+
+  it("checks external checkpoints' signatures and, with a JWKS, their keys", async () => {
+    const { db, keys } = await checkpointed(12, 5);
+    const kept = listCheckpoints(db);
+    const ok = await verifyTrail(db, { external: kept, jwks: keys.jwks() });
+    expect(ok).toMatchObject({ ok: true, checkpoints: { stored: 2, external: 2, matched: 4 } });
+    const stranger = await createTestCheckpointKeys();
+    const r = await verifyTrail(db, { external: kept, jwks: stranger.jwks() });
+    expect(r.firstBroken).toMatchObject({ seq: 5, kind: "bad-checkpoint" });
+    expect(r.firstBroken?.detail).toContain("not in the trusted key set");
+  });
+
+  it("names the oldest records deleted up to a checkpoint, without a prune, as missing", async () => {
+    const { db } = await checkpointed(12, 5);
+    db.prepare("DELETE FROM audit_events WHERE seq <= 5").run();
+    db.prepare("DELETE FROM audit_checkpoints WHERE seq < 5").run();
+    const r = await verifyTrail(db);
+    expect(r.firstBroken).toMatchObject({ seq: 5, kind: "missing" });
+    expect(r.firstBroken?.detail).toContain("no audit.pruned record");
+    expect(verifyChain(db).firstBroken).toMatchObject({ seq: 5, kind: "missing" });
   });
 });
