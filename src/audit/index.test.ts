@@ -98,7 +98,7 @@ describe("the batched audit index", () => {
     await w.close();
     db2.exec("DELETE FROM audit_index; PRAGMA user_version = 1;");
     db2.exec(
-      "DROP INDEX audit_index_time; DROP INDEX audit_index_subject_time; DROP INDEX audit_index_credential_time; DROP INDEX audit_index_decision_time; DROP TABLE audit_index;" +
+      "DROP INDEX audit_index_time; DROP INDEX audit_index_subject_time; DROP INDEX audit_index_credential_time; DROP INDEX audit_index_decision_time; DROP TABLE audit_index; DROP TABLE audit_index_actions; DROP TABLE audit_checkpoints;" +
         "CREATE INDEX audit_events_time ON audit_events (time); CREATE INDEX audit_events_subject_time ON audit_events (subject, time);" +
         "CREATE INDEX audit_events_credential_time ON audit_events (credential, time); CREATE INDEX audit_events_decision_time ON audit_events (decision, time) WHERE decision <> 'allow';",
     );

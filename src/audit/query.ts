@@ -53,6 +53,98 @@ export function tail(db: Database, n: number): AuditRecord[] {
 }
 
 /**
+ * The records after `afterSeq`, oldest first, at most `limit` of them (a range of the primary key).
+ *
+ * @throws {AuditError} `ERR_AUDIT_ARGUMENT` for a bad `afterSeq` or `limit`; `ERR_AUDIT_READ`.
+ *
+ * @example
+ * ```ts
+ * const next = recordsAfter(db, lastSeen, 1000);
+ * ```
+ */
+export function recordsAfter(db: Database, afterSeq: number, limit: number): AuditRecord[] {
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0 || !Number.isSafeInteger(limit) || limit < 1) {
+    throw new AuditError(
+      "ERR_AUDIT_ARGUMENT",
+      `recordsAfter needs a seq >= 0 and a limit >= 1; got ${String(afterSeq)} and ${String(limit)}.`,
+    );
+  }
+  let rows: TailRow[];
+  try {
+    rows = db
+      .prepare<[number, number], TailRow>(
+        "SELECT seq, data, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+      )
+      .all(afterSeq, limit);
+  } catch (err) {
+    throw new AuditError(
+      "ERR_AUDIT_READ",
+      `cannot read the audit trail in "${db.name}": ${err instanceof Error ? err.message : String(err)}.`,
+      { cause: err },
+    );
+  }
+  return rows.map((row) => ({
+    ...(JSON.parse(row.data) as AuditRecord),
+    seq: row.seq,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  }));
+}
+
+/** Options of {@link followTrail}. */
+export interface FollowOptions {
+  /** Yield the records after this seq (e.g. the last one `tail` printed). */
+  afterSeq: number;
+  /** Stops the follow; the iterator then ends. */
+  signal: AbortSignal;
+  /** Milliseconds between two looks at the trail when nothing new came; default 250. */
+  intervalMs?: number;
+  /** Waits `ms` or until `signal` aborts (injected for tests); default a timer. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/**
+ * Follows the trail like `tail -f`: yields each record committed after `afterSeq`, oldest first,
+ * as it appears (polling every `intervalMs` while nothing is new), until `signal` aborts. Reads
+ * in pages of 1000, so a burst does not wait for the next poll.
+ *
+ * @throws {AuditError} `ERR_AUDIT_READ` when the trail cannot be read.
+ *
+ * @example
+ * ```ts
+ * const stop = new AbortController();
+ * for await (const r of followTrail(db, { afterSeq: last, signal: stop.signal })) console.log(formatRecord(r));
+ * ```
+ */
+export async function* followTrail(db: Database, opts: FollowOptions): AsyncGenerator<AuditRecord> {
+  const interval = opts.intervalMs ?? 250;
+  const sleep = opts.sleep ?? wait;
+  let after = opts.afterSeq;
+  while (!opts.signal.aborted) {
+    const page = recordsAfter(db, after, 1000);
+    for (const r of page) {
+      if (opts.signal.aborted) return;
+      after = r.seq;
+      yield r;
+    }
+    if (page.length < 1000) await sleep(interval, opts.signal);
+  }
+}
+
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
  * One human-readable line for a record: ISO time, decision, status[/substatus], subject,
  * actions, resource, partition key, reason (quoted), duration. Absent values print as `-`;
  * control characters are escaped so a record is always exactly one line.

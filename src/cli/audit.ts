@@ -2,9 +2,11 @@ import { access } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
+import { followAudit, lastSeq, registerAuditSearch } from "./auditSearch.js";
+import { registerAuditVerify } from "./auditVerify.js";
 import { CliError, type Io } from "./io.js";
 
-/** `cosmosgate audit tail|verify`. */
+/** `cosmosgate audit tail|verify|search|export|keys`. */
 export function registerAudit(program: Command, io: Io): void {
   const audit = program.command("audit").description("read and verify the audit trail");
   audit
@@ -12,39 +14,34 @@ export function registerAudit(program: Command, io: Io): void {
     .description("print the most recent audit records, oldest first")
     .option("-n, --lines <n>", "how many records", "20")
     .option("--json", "one JSON record per line")
+    .option("-f, --follow", "then print new records as they are committed, until Ctrl-C")
     .option("-c, --config <file>", "configuration file (default: $COSMOSGATE_CONFIG or ./cosmosgate.yaml)")
-    .action(async (opts: { lines: string; json?: boolean; config?: string }) => {
+    .addHelpText("after", "\nExamples:\n  cosmosgate audit tail -n 50\n  cosmosgate audit tail -f --json")
+    .action(async (opts: { lines: string; json?: boolean; follow?: boolean; config?: string }) => {
       const n = Number(opts.lines);
-      if (!Number.isInteger(n) || n < 1 || n > 100_000) {
-        throw new CliError(`-n ${opts.lines}: expected a whole number from 1 to 100000`, 2);
+      if (!Number.isInteger(n) || n < (opts.follow ? 0 : 1) || n > 100_000) {
+        throw new CliError(
+          `-n ${opts.lines}: expected a whole number from ${opts.follow ? 0 : 1} to 100000`,
+          2,
+        );
       }
       const db = await openAudit(opts.config);
       const { formatRecord, tail } = await import("../audit/query.js");
       try {
-        for (const r of tail(db, n)) io.out(`${opts.json ? JSON.stringify(r) : formatRecord(r)}\n`);
-      } finally {
-        db.close();
-      }
-    });
-  audit
-    .command("verify")
-    .description("check the hash chain of the audit trail and name the first broken record")
-    .option("-c, --config <file>", "configuration file (default: $COSMOSGATE_CONFIG or ./cosmosgate.yaml)")
-    .action(async (opts: { config?: string }) => {
-      const db = await openAudit(opts.config);
-      const { verifyChain } = await import("../audit/verify.js");
-      try {
-        const result = verifyChain(db);
-        if (result.ok) {
-          io.out(`audit chain OK: ${result.count} record(s) verified\n`);
-          return;
+        const shown = tail(db, n);
+        for (const r of shown) io.out(`${opts.json ? JSON.stringify(r) : formatRecord(r)}\n`);
+        if (opts.follow) {
+          const after = shown.length > 0 ? shown[shown.length - 1].seq : lastSeq(db);
+          await followAudit(db, io, { afterSeq: after, json: opts.json === true });
         }
-        const b = result.firstBroken!;
-        throw new CliError(`audit chain BROKEN at record ${b.seq} (${b.kind}): ${b.detail}`, 1);
       } finally {
         db.close();
       }
     });
+  // search, export, keys, and tail -f: src/cli/auditSearch.ts
+  registerAuditSearch(audit, io);
+  // verify (and prune): src/cli/auditVerify.ts
+  registerAuditVerify(audit, io);
 }
 
 async function openAudit(flag: string | undefined) {
