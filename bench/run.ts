@@ -1,13 +1,17 @@
 // npm run bench — the data path measured side by side in one run, plus the micro-benchmarks the
 // budget in DESIGN.md names. Numbers are for this machine; the ratios are what to compare.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { benchAppend } from "../src/audit/bench.js";
-import { createDurableAuditWriter } from "../src/audit/durableWriter.js";
+import {
+  type AuditDurability,
+  type AuditSink,
+  createDurableAuditWriter,
+} from "../src/audit/durableWriter.js";
 import { loadConfig } from "../src/config/load.js";
 import { benchTokenVerification } from "../src/identity/tokens/bench.js";
 import { benchTokenIssue } from "../src/identity/tokens/issueBench.js";
@@ -89,6 +93,26 @@ log: {level: warn}
       log,
       env: { BENCH_KEY: Buffer.from("bench-key").toString("base64") },
     });
+    // The same gateway with its data-plane audit replaced by a sink that stores nothing (an
+    // internal override of startGateway, not a configuration value): (c) against (d) is the cost
+    // of strict audit, measured side by side.
+    const offPort = await freePort();
+    const offDir = join(dir, "audit-off");
+    mkdirSync(offDir);
+    writeFileSync(join(offDir, "policy.yaml"), readFileSync(join(dir, "policy.yaml")));
+    writeFileSync(
+      join(offDir, "cosmosgate.yaml"),
+      readFileSync(join(dir, "cosmosgate.yaml"), "utf8").replace(
+        `listen: "127.0.0.1:${port}", publicUrl: "${endpoint}"`,
+        `listen: "127.0.0.1:${offPort}", publicUrl: "https://localhost:${offPort}"`,
+      ),
+    );
+    const gwOff = await startGateway(await loadConfig(join(offDir, "cosmosgate.yaml")), {
+      log,
+      env: { BENCH_KEY: Buffer.from("bench-key").toString("base64") },
+      auditSink: AUDIT_OFF,
+    });
+    const offEndpoint = `https://localhost:${offPort}`;
     const passthrough = await startPassthrough(
       {
         cert: await readText(join(gw.stateDir, "tls", "server.pem")),
@@ -106,6 +130,7 @@ log: {level: warn}
       `${upstream.origin}${ITEM_PATH}`,
       `${passthrough.url}${ITEM_PATH}`,
       `${endpoint}${ITEM_PATH}`,
+      `${offEndpoint}${ITEM_PATH}`,
     ]) {
       await load(url, { ...pk, authorization: `Bearer ${token}` }, { ...opts, seconds: 1 });
     }
@@ -118,6 +143,7 @@ log: {level: warn}
         ),
       );
       await passthrough.close();
+      await gwOff.close();
       await gw.close();
       return;
     }
@@ -132,19 +158,31 @@ log: {level: warn}
       const o = { ...opts, connections };
       const a = await load(`${upstream.origin}${ITEM_PATH}`, pk, o);
       const b = await measured(`${passthrough.url}${ITEM_PATH}`, pk, o);
-      const c = await measured(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, o);
+      // (c) and (d) in halves, ordered c d d c: the process warms up (JIT, pools, the WAL's first
+      // growth) for many seconds, and this order cancels a steady drift out of their ratio.
+      const auth = { ...pk, authorization: `Bearer ${token}` };
+      const half = { ...o, seconds: o.seconds / 2 };
+      const c1 = await measured(`${endpoint}${ITEM_PATH}`, auth, half);
+      const d1 = await measured(`${offEndpoint}${ITEM_PATH}`, auth, half);
+      const d2 = await measured(`${offEndpoint}${ITEM_PATH}`, auth, half);
+      const c2 = await measured(`${endpoint}${ITEM_PATH}`, auth, half);
+      const c = mergeHalves(c1, c2);
+      const d = mergeHalves(d1, d2);
       console.log(`\n${connections} concurrent connections`);
       console.log(row("(a) straight to the upstream (HTTP)", a));
       console.log(row("(b) bare pass-through HTTPS proxy", b));
       console.log(row("(c) cosmosgate: token + policy + strict audit", c));
+      console.log(row("(d) cosmosgate with its audit off (bench only)", d));
       console.log(
         `ratio c/b ${(c.rps / b.rps).toFixed(2)}   (goal >= 0.70)   ratio c/a ${(c.rps / a.rps).toFixed(2)}`,
       );
+      console.log(`ratio strict audit / audit off (c/d) ${(c.rps / d.rps).toFixed(2)}   (goal >= 0.90)`);
       console.log(
-        `proxy process CPU per request: (b) ${b.cpuUsPerRequest.toFixed(0)} us   (c) ${c.cpuUsPerRequest.toFixed(0)} us`,
+        `proxy process CPU per request: (b) ${b.cpuUsPerRequest.toFixed(0)} us   (c) ${c.cpuUsPerRequest.toFixed(0)} us   (d) ${d.cpuUsPerRequest.toFixed(0)} us`,
       );
     }
     await passthrough.close();
+    await gwOff.close();
     await gw.close();
 
     console.log("\nmicro-benchmarks");
@@ -162,10 +200,14 @@ log: {level: warn}
     console.log(
       `  WebAuthn sign-in verification     ${signIn.signInsPerSecond.toFixed(0)} sign-ins/s (${signIn.msPerSignIn.toFixed(2)} ms each, incl. the authenticator)`,
     );
-    const durable = await benchDurableAppend(20_000, 256);
-    console.log(
-      `  audit append, data-plane writer   ${durable.toFixed(0)} records/s (commit + shared async WAL fsync, 256 in flight)`,
-    );
+    for (const durability of ["strict", "buffered"] as const) {
+      for (const inFlight of [256, 16]) {
+        const durable = await benchDurableAppend(20_000, inFlight, durability);
+        console.log(
+          `  audit records, ${durability.padEnd(8)} ${String(inFlight).padStart(3)} in flight  ${durable.toFixed(0).padStart(7)} records/s (data-plane writer: group commit + shared async WAL fsync, until durable)`,
+        );
+      }
+    }
     const audit = await benchAppend(20_000, { concurrency: 256 });
     console.log(
       `  audit append, group commit        ${audit.recordsPerSecond.toFixed(0)} records/s (synchronous=FULL)`,
@@ -176,10 +218,13 @@ log: {level: warn}
   }
 }
 
-/** Records per second through the data plane's audit writer, `inFlight` appends outstanding. */
-async function benchDurableAppend(n: number, inFlight: number): Promise<number> {
+/**
+ * Records per second through the data plane's audit writer, `inFlight` appends outstanding, timed
+ * until every record is durable (buffered appends settle when queued, so the clock stops at the flush).
+ */
+async function benchDurableAppend(n: number, inFlight: number, durability: AuditDurability): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-bench-audit-"));
-  const audit = await createDurableAuditWriter(join(dir, "audit.db"));
+  const audit = await createDurableAuditWriter(join(dir, "audit.db"), { durability });
   try {
     const event = (i: number) => ({
       time: Date.now(),
@@ -198,12 +243,36 @@ async function benchDurableAppend(n: number, inFlight: number): Promise<number> 
       while (next < n) await audit.append(event(next++));
     };
     await Promise.all(Array.from({ length: inFlight }, worker));
+    await audit.flush();
     return (n / (performance.now() - start)) * 1000;
   } finally {
     await audit.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Two measurements of equal length as one: mean rate, latency and CPU; worst p99. */
+function mergeHalves<T extends LoadResult & { cpuUsPerRequest: number }>(x: T, y: T): T {
+  return {
+    ...x,
+    rps: (x.rps + y.rps) / 2,
+    p50: Math.round((x.p50 + y.p50) / 2),
+    p99: Math.max(x.p99, y.p99),
+    errors: x.errors + y.errors,
+    non2xx: x.non2xx + y.non2xx,
+    cpuUsPerRequest: (x.cpuUsPerRequest * x.rps + y.cpuUsPerRequest * y.rps) / (x.rps + y.rps),
+  };
+}
+
+/** "Audit off" for the side-by-side measurement: stores nothing, always accepting. */
+const AUDIT_OFF: AuditSink = {
+  append: () => Promise.resolve(0),
+  accepting: () => true,
+  state: () => "ok",
+  pending: () => 0,
+  flush: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+};
 
 async function readText(file: string): Promise<string> {
   const { readFile } = await import("node:fs/promises");

@@ -92,6 +92,224 @@ describe("createDurableAuditWriter", () => {
     await expect(audit.append(event(1))).rejects.toMatchObject({ code: "ERR_AUDIT_CLOSED" });
   });
 
+  it("buffered: an append settles once queued; the record is committed and fsync'd within the delay", async () => {
+    const file = join(dir, "audit.db");
+    const commits: number[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      durability: "buffered",
+      bufferedDelayMs: 200,
+      onCommit: (records) => commits.push(records),
+    });
+    const reader = openDatabase(file, { readonly: true });
+    try {
+      const count = () => reader.prepare("SELECT count(*) FROM audit_events").pluck().get() as number;
+      const queuedAt = performance.now();
+      // Settles with 0 (the seq is not known yet) without waiting for any commit.
+      expect(await Promise.all(Array.from({ length: 50 }, (_, i) => audit.append(event(i))))).toEqual(
+        Array(50).fill(0),
+      );
+      expect(count()).toBe(0);
+      expect(audit.pending()).toBe(50);
+      while (count() < 50) await new Promise((r) => setTimeout(r, 5));
+      expect(performance.now() - queuedAt).toBeLessThan(200);
+      // The fsync may still be running when the rows become visible; it follows within the delay.
+      await audit.flush();
+      expect(performance.now() - queuedAt).toBeLessThan(200);
+      expect(audit.pending()).toBe(0);
+      expect(commits).toEqual([50]);
+      expect(verifyChain(reader)).toMatchObject({ ok: true, count: 50 });
+    } finally {
+      reader.close();
+      await audit.close();
+    }
+  });
+
+  it("buffered: close commits what is queued without waiting for the delay", async () => {
+    const file = join(dir, "audit.db");
+    const audit = await createDurableAuditWriter(file, { durability: "buffered", bufferedDelayMs: 60_000 });
+    for (let i = 0; i < 10; i++) await audit.append(event(i));
+    const started = performance.now();
+    await audit.close();
+    expect(performance.now() - started).toBeLessThan(1000);
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: 10 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it("keeps the records of a locked store queued, refuses new requests, and stores them when the lock goes", async () => {
+    const file = join(dir, "audit.db");
+    const changes: string[] = [];
+    const causes: unknown[] = [];
+    const lostEvents: AuditEvent[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      onStateChange: (c, err) => {
+        changes.push(c);
+        causes.push((err?.cause as { code?: string } | undefined)?.code);
+      },
+      onLost: (e) => lostEvents.push(e),
+    });
+    expect(await audit.append(event(0))).toBe(1);
+    // A backup tool (or anyone) holds the write lock: a real lock, from another connection.
+    const other = openDatabase(file);
+    other.exec("BEGIN EXCLUSIVE");
+    let settled = 0;
+    const appends = Array.from({ length: 20 }, (_, i) =>
+      audit.append(event(i + 1)).finally(() => {
+        settled++;
+      }),
+    );
+    // The event loop is not blocked by the lock: timers run while the writer retries.
+    await new Promise((r) => setTimeout(r, 30));
+    expect(changes).toEqual(["retrying"]);
+    expect(causes).toEqual(["SQLITE_BUSY"]);
+    expect(audit.state()).toBe("retrying");
+    // A short SQLITE_BUSY is tolerated; a lock held longer than the grace refuses new requests.
+    await new Promise((r) => setTimeout(r, 150));
+    expect(audit.accepting()).toBe(false);
+    expect(settled).toBe(0);
+    expect(audit.pending()).toBe(20);
+    other.exec("COMMIT");
+    expect(await Promise.all(appends)).toEqual(Array.from({ length: 20 }, (_, i) => i + 2));
+    expect(audit.accepting()).toBe(true);
+    expect(audit.state()).toBe("ok");
+    expect(changes).toEqual(["retrying", "recovered"]);
+    expect(lostEvents).toEqual([]);
+    expect(verifyChain(other)).toMatchObject({ ok: true, count: 21 });
+    other.close();
+    await audit.close();
+  });
+
+  it("refuses at once on a commit error other than a lock, retries, and recovers when the store is writable", async () => {
+    const file = join(dir, "audit.db");
+    const changes: string[] = [];
+    const audit = await createDurableAuditWriter(file, { onStateChange: (c) => changes.push(c) });
+    expect(await audit.append(event(0))).toBe(1);
+    // Every insert now fails inside the writer's transaction, as on SQLITE_FULL or an I/O error.
+    const other = openDatabase(file);
+    other.exec(
+      "CREATE TRIGGER fail_inserts BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'simulated: database or disk is full'); END",
+    );
+    const appended = audit.append(event(1));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(audit.state()).toBe("retrying");
+    expect(audit.accepting()).toBe(false);
+    other.exec("DROP TRIGGER fail_inserts");
+    expect(await appended).toBe(2);
+    expect(audit.accepting()).toBe(true);
+    expect(changes).toEqual(["retrying", "recovered"]);
+    expect(verifyChain(other)).toMatchObject({ ok: true, count: 2 });
+    other.close();
+    await audit.close();
+  });
+
+  it("gives up records it cannot store within the bound: each goes to the last-resort sink, its append rejects", async () => {
+    const file = join(dir, "audit.db");
+    const lostEvents: { event: AuditEvent; code: string }[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      storeTimeoutMs: 300,
+      onLost: (event, err) => lostEvents.push({ event, code: err.code }),
+    });
+    const other = openDatabase(file);
+    other.exec("BEGIN EXCLUSIVE");
+    try {
+      const started = performance.now();
+      const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => audit.append(event(i))));
+      const waited = performance.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(300);
+      expect(waited).toBeLessThan(2000);
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: "ERR_AUDIT_WRITE" });
+        expect(String((r as PromiseRejectedResult).reason.message)).toMatch(
+          /could not be stored within 300 ms/,
+        );
+      }
+      expect(lostEvents.map((l) => l.event.resource)).toEqual(
+        Array.from({ length: 5 }, (_, i) => `/dbs/a/colls/b/docs/${i}`),
+      );
+      expect(audit.pending()).toBe(0);
+    } finally {
+      other.exec("COMMIT");
+    }
+    // The store is writable again: the writer recovers and the chain holds what it stored.
+    expect(await audit.append(event(9))).toBe(1);
+    expect(audit.accepting()).toBe(true);
+    expect(verifyChain(other)).toMatchObject({ ok: true, count: 1 });
+    other.close();
+    await audit.close();
+  });
+
+  it("fails closed for good after an fsync error (fsyncgate); the records it covered go to the sink", async () => {
+    const file = join(dir, "audit.db");
+    const lostEvents: AuditEvent[] = [];
+    const changes: string[] = [];
+    let failSync = false;
+    const audit = await createDurableAuditWriter(file, {
+      onLost: (e) => lostEvents.push(e),
+      onStateChange: (c) => changes.push(c),
+      datasync: (wal) => (failSync ? Promise.reject(new Error("EIO: i/o error, fdatasync")) : wal.datasync()),
+    });
+    expect(await audit.append(event(0))).toBe(1);
+    failSync = true;
+    const results = await Promise.allSettled([audit.append(event(1)), audit.append(event(2))]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect((results[0] as PromiseRejectedResult).reason.message).toMatch(
+      /could not be flushed to disk \(EIO/,
+    );
+    expect(lostEvents.map((e) => e.resource)).toEqual(["/dbs/a/colls/b/docs/1", "/dbs/a/colls/b/docs/2"]);
+    expect(changes).toEqual(["failed"]);
+    expect(audit.accepting()).toBe(false);
+    expect(audit.state()).toBe("failed");
+    // A later fsync would not make the lost pages durable: the writer refuses from now on.
+    failSync = false;
+    await expect(audit.append(event(3))).rejects.toMatchObject({ code: "ERR_AUDIT_WRITE" });
+    expect(lostEvents).toHaveLength(3);
+    await audit.close();
+  });
+
+  it("reports it cannot keep up beyond maxQueue, and bounds memory at twice maxQueue", async () => {
+    const file = join(dir, "audit.db");
+    const lostEvents: AuditEvent[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      durability: "buffered",
+      bufferedDelayMs: 60_000,
+      maxQueue: 5,
+      onLost: (e) => lostEvents.push(e),
+    });
+    for (let i = 0; i < 5; i++) await audit.append(event(i));
+    expect(audit.accepting()).toBe(true);
+    await audit.append(event(5));
+    expect(audit.accepting()).toBe(false);
+    expect(audit.state()).toBe("overloaded");
+    for (let i = 6; i < 10; i++) await audit.append(event(i));
+    await expect(audit.append(event(10))).rejects.toThrow(/cannot keep up: 10 records are waiting/);
+    expect(lostEvents.map((e) => e.resource)).toEqual(["/dbs/a/colls/b/docs/10"]);
+    await audit.flush();
+    expect(audit.accepting()).toBe(true);
+    expect(audit.state()).toBe("ok");
+    await audit.close();
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: 10 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it("sends appends made after close to the sink", async () => {
+    const lostEvents: AuditEvent[] = [];
+    const audit = await createDurableAuditWriter(join(dir, "audit.db"), {
+      onLost: (e) => lostEvents.push(e),
+    });
+    await audit.close();
+    await expect(audit.append(event(1))).rejects.toMatchObject({ code: "ERR_AUDIT_CLOSED" });
+    expect(lostEvents).toHaveLength(1);
+    expect(audit.state()).toBe("closed");
+  });
+
   it("fails to start with an AuditError when the database cannot be opened", async () => {
     const file = join(dir, "is-a-directory.db");
     mkdirSync(file);

@@ -1,35 +1,131 @@
 import { type FileHandle, open } from "node:fs/promises";
+import { preallocateWal, walBytes } from "../store/preallocateWal.js";
 import { openDatabase } from "../store/sqlite.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
 import { ChainAppender, type Outcome } from "./writer.js";
 
+/** `strict`: an append settles once its record is committed and fsync'd. `buffered`: once queued. */
+export type AuditDurability = "strict" | "buffered";
+
+/**
+ * What the writer is doing, for metrics and the refusal message:
+ * - `ok`: storing records as they come.
+ * - `retrying`: commits fail (the store is locked, the disk is full, an I/O error); the records
+ *   wait and are retried with backoff.
+ * - `overloaded`: more than `maxQueue` records wait: the audit cannot keep up.
+ * - `failed`: an fsync failed; the writer refuses everything for good (restart the gateway).
+ * - `closed`: {@link AuditSink.close} was called.
+ */
+export type AuditSinkState = "ok" | "retrying" | "overloaded" | "failed" | "closed";
+
 /** The audit trail as the data plane uses it. */
 export interface AuditSink {
-  /** Resolves with the record's seq once it is committed and on disk; rejects with AuditError otherwise. */
+  /**
+   * Strict: resolves with the record's seq once it is committed and on disk. Buffered: resolves
+   * with 0 once it is queued (it is on disk within the buffered delay). Rejects with an AuditError
+   * when the record will not be stored; the record then went to the `onLost` sink.
+   */
   append(event: AuditEvent): Promise<number>;
-  /** Appends not yet durable, for metrics and back-pressure. */
+  /**
+   * Whether a new data-plane request may be forwarded: false while the writer is retrying failed
+   * commits, after a fatal failure, when closed, or with more than `maxQueue` records waiting.
+   * A few field reads: call it before forwarding every request.
+   */
+  accepting(): boolean;
+  /** Why the writer is (not) accepting; see {@link AuditSinkState}. */
+  state(): AuditSinkState;
+  /** Records appended and not yet stored (nor given up), for metrics and back-pressure. */
   pending(): number;
+  /** Resolves once nothing waits: every record appended so far is stored or was given up. */
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
+/** Options of {@link createDurableAuditWriter}. */
+export interface DurableAuditWriterOptions {
+  /** Milliseconds since the epoch; default `Date.now`. Times how long records wait while commits fail. */
+  clock?: () => number;
+  /** Default `strict`. */
+  durability?: AuditDurability;
+  /** Buffered: the bound, in ms, within which a queued record is committed and fsync'd. Default 200. */
+  bufferedDelayMs?: number;
+  /** Records waiting beyond which {@link AuditSink.accepting} is false. Default 10 000. */
+  maxQueue?: number;
+  /**
+   * How long, in ms, a record may wait while commits keep failing before it is given up: sent to
+   * `onLost` and its append rejected. Default 10 000.
+   */
+  storeTimeoutMs?: number;
+  /**
+   * The last-resort sink: called once for each record the writer accepted but will not store
+   * (commits failed for `storeTimeoutMs`, an fsync failed, the writer was closed or overloaded,
+   * the event was malformed). The gateway writes it to its log. Records hold no tokens or bodies.
+   */
+  onLost?: (event: AuditEvent, err: AuditError) => void;
+  /** After each group is durable: its size and the seconds from the start of its commit to the end of its fsync. */
+  onCommit?: (records: number, seconds: number) => void;
+  /** When commits start failing (`retrying`), succeed again (`recovered`) or an fsync fails (`failed`). */
+  onStateChange?: (change: "retrying" | "recovered" | "failed", err?: AuditError) => void;
+  /** Fault injection for tests: replaces the WAL's fdatasync. */
+  datasync?: (wal: FileHandle) => Promise<void>;
+}
+
+// Retry backoff while commits fail: 2 ms doubling to 200 ms (a released lock is noticed quickly).
+const FIRST_RETRY_MS = 2;
+const MAX_RETRY_MS = 200;
+// SQLITE_BUSY (another connection holds the write lock: a CLI command, a checkpoint, a backup) is
+// usually over in milliseconds; the writer keeps accepting for this long before it refuses.
+const BUSY_GRACE_MS = 100;
+// Buffered mode commits at the latest a quarter of the delay after a record is queued (the rest is
+// left for the commit and the fsync), or at once when this many records wait, which bounds how long
+// one commit holds the event loop.
+const BUFFERED_GROUP = 1024;
+
+const RESOLVED_QUEUED: Promise<number> = Promise.resolve(0);
+
 /**
  * The data plane's audit writer. Group commit in this thread with `synchronous = NORMAL` (a COMMIT
- * is a WAL write, tens of microseconds, no fsync), then one asynchronous fsync of the WAL file on
- * libuv's thread pool covers every group committed before it; an append resolves only after that
- * fsync. Durability is the same as `synchronous = FULL` — an acknowledged record survives a crash
- * of the process or of the machine — but the event loop never waits for the disk.
+ * is a WAL write, tens of microseconds, no fsync), then one asynchronous fdatasync of the WAL file
+ * on libuv's thread pool covers every group committed before it. Strict mode settles an append only
+ * after that fsync: durability is that of `synchronous = FULL` (an acknowledged record survives a
+ * crash of the process or of the machine) while the event loop never waits for the disk. Buffered
+ * mode settles an append at once and commits within `bufferedDelayMs`.
  *
- * An fsync that fails rejects the appends it covered with ERR_AUDIT_WRITE (the data plane answers
- * 503: fail closed) and every later append too, since the file's state is then unknown.
+ * Failures: a commit that fails (SQLITE_BUSY from a lock held elsewhere, SQLITE_FULL, an I/O
+ * error) stores nothing of its group; the records stay queued, in order, and are retried with
+ * backoff while {@link AuditSink.accepting} is false (after a short grace for SQLITE_BUSY), so the
+ * records of requests already forwarded are not dropped. A record that cannot be stored within
+ * `storeTimeoutMs` goes to `onLost` and its append rejects with ERR_AUDIT_WRITE. The connection
+ * never waits for a lock (busy_timeout 0): a held lock must not freeze the data plane.
  *
- * @example const audit = await createDurableAuditWriter(join(stateDir, "audit.db")); await audit.append(event)
+ * An fsync that fails is fatal ("fsyncgate": after a failed fsync the kernel may have dropped the
+ * dirty pages, and a retry can report success over lost data): the records it covered and every
+ * record waiting go to `onLost`, their appends reject, and every later append too.
+ *
+ * @example
+ * ```ts
+ * const audit = await createDurableAuditWriter(join(stateDir, "audit.db"), {
+ *   onLost: (event, err) => log.error({ record: event, problem: err.message }, "audit record could not be stored"),
+ * });
+ * if (audit.accepting()) await audit.append(event);
+ * ```
  */
 export async function createDurableAuditWriter(
   file: string,
-  // Kept for callers; this writer keeps no commit statistics, so it reads no clock.
-  _opts: { clock?: () => number } = {},
+  opts: DurableAuditWriterOptions = {},
 ): Promise<AuditSink> {
+  const clock = opts.clock ?? Date.now;
+  const strict = (opts.durability ?? "strict") === "strict";
+  const bufferedWindow = Math.max(1, Math.floor((opts.bufferedDelayMs ?? 200) / 4));
+  const maxQueue = opts.maxQueue ?? 10_000;
+  // Past twice maxQueue a record is not even queued: memory stays bounded when failing open.
+  const hardLimit = 2 * maxQueue;
+  const storeTimeout = opts.storeTimeoutMs ?? 10_000;
+  const onLost = opts.onLost;
+  const onCommit = opts.onCommit;
+  const onStateChange = opts.onStateChange;
+
   let db: ReturnType<typeof openDatabase>;
   try {
     db = openDatabase(file, { synchronous: "NORMAL" });
@@ -47,29 +143,48 @@ export async function createDurableAuditWriter(
     // A checkpoint fsyncs the WAL and the database synchronously, inside a COMMIT, on this thread.
     // Make them rare (every ~40 MB of WAL instead of ~4 MB) so they seldom stall the data plane.
     db.pragma("wal_autocheckpoint = 10000");
+    // Start-up may wait for a lock (above); from now on a lock held elsewhere fails the commit at
+    // once and the writer retries from a timer, instead of blocking the event loop.
+    db.pragma("busy_timeout = 0");
     wal = await open(`${file}-wal`, "r");
+    // Grow the WAL to its checkpoint size now, so fsyncs do not also journal its growth.
+    await preallocateWal(file, walBytes(10_000, db.pragma("page_size", { simple: true }) as number));
   } catch (err) {
     db.close();
     throw err instanceof AuditError
       ? err
       : new AuditError("ERR_AUDIT_WRITE", `cannot open the audit trail "${file}": ${(err as Error).message}`);
   }
+  const datasync = opts.datasync ?? ((fh: FileHandle) => fh.datasync());
 
-  // The appends not yet committed (they form the next group), and those committed and waiting for
-  // the fsync in flight. This object drives the commits itself: one setImmediate and one fsync per
-  // group, one promise per append, nothing per record in between.
+  // The appends not yet committed (they form the next group); strict mode also keeps their
+  // promises' settlers. This object drives the commits itself: one timer or setImmediate and one
+  // fsync per group, one promise per strict append, nothing per record in between.
   let queued: AuditEvent[] = [];
   let queuedResolves: ((seq: number) => void)[] = [];
   let queuedRejects: ((err: AuditError) => void)[] = [];
-  let syncing: Promise<void> | undefined;
-  let scheduled = false;
   let pending = 0;
-  let failure: AuditError | undefined;
+  let syncing: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let immediate = false;
+  // Buffered: clock time at which the oldest queued record arrived.
+  let oldestAt = 0;
+  // Set for good by a failed fsync (`fatal`) or by close(); every append is refused.
+  let refusal: AuditError | undefined;
+  let fatal = false;
+  // While commits fail: the last error, the backoff, whether new requests are refused yet, and
+  // marks of how many records (counted from the head of the queue) were waiting at which time.
+  let retryError: AuditError | undefined;
+  let retryDelay = FIRST_RETRY_MS;
+  let degraded = false;
+  let graceTimer: NodeJS.Timeout | undefined;
+  let marks: { at: number; count: number }[] = [];
+  let idleWaiters: (() => void)[] = [];
 
   // Records reach audit_index in batches as they are committed; at low traffic this timer copies
   // the rest within a second (searches scan the unindexed tail until then).
   const indexTimer = setInterval(() => {
-    if (failure) return;
+    if (refusal !== undefined || retryError !== undefined) return;
     try {
       chain.indexPending();
     } catch {
@@ -78,11 +193,115 @@ export async function createDurableAuditWriter(
   }, 1000);
   indexTimer.unref();
 
+  const runImmediate = () => {
+    immediate = false;
+    commitGroup();
+  };
+  const runTimer = () => {
+    timer = undefined;
+    commitGroup();
+  };
+
   const schedule = () => {
-    if (!scheduled && syncing === undefined && queued.length > 0) {
-      scheduled = true;
-      setImmediate(commitGroup);
+    if (immediate || timer !== undefined || syncing !== undefined || queued.length === 0) return;
+    if (retryError !== undefined) {
+      timer = setTimeout(runTimer, retryDelay);
+    } else if (strict || refusal !== undefined || idleWaiters.length > 0 || queued.length >= BUFFERED_GROUP) {
+      immediate = true;
+      setImmediate(runImmediate);
+    } else {
+      timer = setTimeout(runTimer, Math.max(0, oldestAt + bufferedWindow - clock()));
     }
+  };
+
+  const wakeIfIdle = () => {
+    if (queued.length > 0 || syncing !== undefined || idleWaiters.length === 0) return;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const w of waiters) w();
+  };
+
+  /** Gives up the first `n` queued records: to the last-resort sink, their appends rejected. */
+  const giveUp = (n: number, err: AuditError) => {
+    const events = queued.splice(0, n);
+    const rejects = queuedRejects.splice(0, strict ? n : 0);
+    if (strict) queuedResolves.splice(0, n);
+    pending -= events.length;
+    for (let i = 0; i < events.length; i++) lost(events[i], err);
+    for (const reject of rejects) reject(err);
+  };
+
+  const lost = (event: AuditEvent, err: AuditError) => {
+    if (onLost === undefined) return;
+    try {
+      onLost(event, err);
+    } catch {
+      // The sink of last resort failed too; nothing further can be done for this record.
+    }
+  };
+
+  const commitFailed = (
+    err: AuditError,
+    events: AuditEvent[],
+    resolves: typeof queuedResolves,
+    rejects: typeof queuedRejects,
+  ) => {
+    // Nothing of the group was stored: put it back at the head of the queue, in order.
+    queued = events.concat(queued);
+    if (strict) {
+      queuedResolves = resolves.concat(queuedResolves);
+      queuedRejects = rejects.concat(queuedRejects);
+    }
+    const now = clock();
+    if (retryError === undefined) {
+      retryDelay = FIRST_RETRY_MS;
+      marks = [{ at: now, count: queued.length }];
+      if (isBusy(err)) {
+        graceTimer = setTimeout(() => {
+          graceTimer = undefined;
+          if (retryError !== undefined) degraded = true;
+        }, BUSY_GRACE_MS);
+        graceTimer.unref();
+      } else {
+        degraded = true;
+      }
+      retryError = err;
+      onStateChange?.("retrying", err);
+    } else {
+      retryError = err;
+      if (!isBusy(err)) degraded = true;
+      retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
+      marks.push({ at: now, count: queued.length });
+      // The records that have waited storeTimeout while every commit failed are given up.
+      let expired = -1;
+      for (let i = 0; i < marks.length && marks[i].at <= now - storeTimeout; i++) expired = i;
+      if (expired >= 0) {
+        const n = marks[expired].count;
+        marks = marks.slice(expired + 1);
+        for (const m of marks) m.count = Math.max(0, m.count - n);
+        giveUp(
+          n,
+          new AuditError(
+            "ERR_AUDIT_WRITE",
+            `the audit record could not be stored within ${storeTimeout} ms: ${err.message}`,
+            { cause: err.cause },
+          ),
+        );
+      }
+    }
+    schedule();
+    wakeIfIdle();
+  };
+
+  const recovered = () => {
+    retryError = undefined;
+    degraded = false;
+    marks = [];
+    if (graceTimer !== undefined) {
+      clearTimeout(graceTimer);
+      graceTimer = undefined;
+    }
+    onStateChange?.("recovered");
   };
 
   // Group commit on fsync boundaries: a record appended while an fsync runs would wait for the
@@ -90,95 +309,162 @@ export async function createDurableAuditWriter(
   // ends — fewer, bigger commits for the same latency. Appends of one event-loop turn share a
   // group too (the commit runs after the turn, from setImmediate).
   const commitGroup = () => {
-    scheduled = false;
     if (syncing !== undefined || queued.length === 0) return;
     const events = queued;
     const resolves = queuedResolves;
     const rejects = queuedRejects;
     queued = [];
-    queuedResolves = [];
-    queuedRejects = [];
+    if (strict) {
+      queuedResolves = [];
+      queuedRejects = [];
+    }
     const n = events.length;
     const out: Outcome[] = new Array(n);
+    const started = performance.now();
     try {
       chain.write(events, out);
     } catch (err) {
-      pending -= n;
-      for (let i = 0; i < n; i++) rejects[i](err as AuditError);
-      schedule();
+      commitFailed(err as AuditError, events, resolves, rejects);
       return;
     }
+    if (retryError !== undefined) recovered();
     let committed = 0;
     for (let i = 0; i < n; i++) {
       const o = out[i];
       if (typeof o === "number") committed++;
       else {
+        // Malformed: never storable. The sink keeps what the event holds.
         pending--;
-        rejects[i](o);
+        lost(events[i], o);
+        if (strict) rejects[i](o);
       }
     }
     if (committed === 0) {
       schedule();
+      wakeIfIdle();
       return;
     }
     // One fdatasync of the WAL, started after the COMMIT returned, makes the whole group durable
     // (as SQLite's own synchronous=FULL does for the WAL: data and the size needed to read it).
-    syncing = wal.datasync().then(
+    syncing = datasync(wal).then(
       () => {
         syncing = undefined;
         pending -= committed;
-        for (let i = 0; i < n; i++) {
-          const o = out[i];
-          if (typeof o === "number") resolves[i](o);
+        if (strict) {
+          for (let i = 0; i < n; i++) {
+            const o = out[i];
+            if (typeof o === "number") resolves[i](o);
+          }
         }
+        if (onCommit !== undefined) onCommit(committed, (performance.now() - started) / 1000);
         schedule();
+        wakeIfIdle();
       },
       (err: unknown) => {
         syncing = undefined;
-        failure ??= new AuditError(
+        const error = new AuditError(
           "ERR_AUDIT_WRITE",
-          `the audit trail could not be flushed to disk: ${(err as Error).message}`,
+          `the audit trail could not be flushed to disk (${(err as Error).message}); the gateway refuses ` +
+            "to record more until it is restarted: check the disk that holds the audit database",
+          { cause: err },
         );
+        refusal = error;
+        fatal = true;
+        // The records it covered are committed but maybe not on disk: they go to the sink too.
         pending -= committed;
-        for (let i = 0; i < n; i++) if (typeof out[i] === "number") rejects[i](failure);
-        // The file's state is unknown now: refuse what waits too.
-        const waiting = queuedRejects;
-        pending -= waiting.length;
-        queued = [];
-        queuedResolves = [];
-        queuedRejects = [];
-        for (const reject of waiting) reject(failure);
+        for (let i = 0; i < n; i++) {
+          if (typeof out[i] === "number") {
+            lost(events[i], error);
+            if (strict) rejects[i](error);
+          }
+        }
+        // The file's state is unknown now: give up what waits too.
+        giveUp(queued.length, error);
+        onStateChange?.("failed", error);
+        wakeIfIdle();
       },
     );
   };
 
+  const flush = (): Promise<void> => {
+    if (queued.length === 0 && syncing === undefined) return Promise.resolve();
+    if (timer !== undefined && retryError === undefined) {
+      // Buffered: do not wait for the window.
+      clearTimeout(timer);
+      timer = undefined;
+      immediate = true;
+      setImmediate(runImmediate);
+    }
+    return new Promise<void>((resolve) => idleWaiters.push(resolve));
+  };
+
   return {
     append(event) {
-      if (failure) return Promise.reject(failure);
-      pending++;
-      return new Promise<number>((resolve, reject) => {
-        queued.push(event);
-        queuedResolves.push(resolve);
-        queuedRejects.push(reject);
-        schedule();
-      });
-    },
-    pending: () => pending,
-    async close() {
-      // Let the fsync in flight finish, and the appends it held commit and sync.
-      while (syncing !== undefined || scheduled || queued.length > 0) {
-        await (syncing ?? new Promise((r) => setImmediate(r)));
+      if (refusal !== undefined || pending >= hardLimit) {
+        const err =
+          refusal ??
+          new AuditError(
+            "ERR_AUDIT_WRITE",
+            `the audit trail cannot keep up: ${pending} records are waiting to be stored`,
+          );
+        lost(event, err);
+        return Promise.reject(err);
       }
+      pending++;
+      if (strict) {
+        return new Promise<number>((resolve, reject) => {
+          queued.push(event);
+          queuedResolves.push(resolve);
+          queuedRejects.push(reject);
+          schedule();
+        });
+      }
+      if (queued.length === 0) oldestAt = clock();
+      queued.push(event);
+      if (queued.length === BUFFERED_GROUP && timer !== undefined && retryError === undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      schedule();
+      return RESOLVED_QUEUED;
+    },
+    accepting: () => !degraded && refusal === undefined && pending <= maxQueue,
+    state: () =>
+      fatal
+        ? "failed"
+        : refusal !== undefined
+          ? "closed"
+          : retryError !== undefined
+            ? "retrying"
+            : pending > maxQueue
+              ? "overloaded"
+              : "ok",
+    pending: () => pending,
+    flush,
+    async close() {
+      refusal ??= new AuditError(
+        "ERR_AUDIT_CLOSED",
+        "the audit writer is closed; the record was not written",
+      );
+      // Store what waits (retrying failed commits for up to storeTimeout), then close.
+      await flush();
       clearInterval(indexTimer);
-      try {
-        chain.indexPending();
-      } catch {
-        // Derived data: the next start catches up.
+      if (graceTimer !== undefined) clearTimeout(graceTimer);
+      if (!fatal) {
+        try {
+          chain.indexPending();
+        } catch {
+          // Derived data: the next start catches up.
+        }
       }
       await wal.sync().catch(() => {});
-      await wal.close();
-      db.close();
-      failure ??= new AuditError("ERR_AUDIT_CLOSED", "the audit writer is closed");
+      await wal.close().catch(() => {});
+      if (db.open) db.close();
     },
   };
+}
+
+/** SQLITE_BUSY: another connection holds the write lock (usually for milliseconds). */
+function isBusy(err: AuditError): boolean {
+  return (err.cause as { code?: string } | undefined)?.code === "SQLITE_BUSY";
 }

@@ -58,6 +58,14 @@ const timeouts = z
 
 const embeddedUpstream = z.strictObject({
   type: z.literal("embedded"),
+  file: z.string().default("store.db").meta({
+    description:
+      "SQLite file of the embedded store, relative to stateDir (or absolute). Data survives restarts.",
+  }),
+  udfs: z.boolean().default(true).meta({
+    description:
+      "Run user-defined functions (JavaScript) in queries. They run in node:vm inside the gateway process, which is not a security sandbox: grant `manage` only to people you trust with the machine.",
+  }),
   timeouts,
 });
 
@@ -183,7 +191,54 @@ export const configSchema = z
     policy: z.string().default("./policy.yaml").meta({ description: "Path of the policy file." }),
     audit: z
       .strictObject({
-        durability: z.enum(["strict", "buffered"]).default("strict"),
+        durability: z.enum(["strict", "buffered"]).default("strict").meta({
+          description:
+            "strict: a data-plane response leaves only after its audit record is committed and fsync'd. buffered: responses do not wait; records are committed within audit.bufferedDelay.",
+        }),
+        bufferedDelay: duration("200ms")
+          .refine((ms) => ms > 0 && ms <= 60_000, { message: "must be between 1ms and 60s" })
+          .meta({ description: "buffered: the bound within which a record is committed and fsync'd." }),
+        maxQueue: z.number().int().min(1).default(10_000).meta({
+          description:
+            "Audit records waiting to be stored beyond which the audit cannot keep up: new data-plane requests are refused (or, with onFailure: open, served without waiting for their records).",
+        }),
+        onFailure: z.enum(["closed", "open"]).default("closed").meta({
+          description:
+            "When the audit cannot record (disk failed, store locked, queue full): closed answers 503 without contacting the upstream; open serves the request anyway, says so in the log and in metrics.",
+        }),
+        checkpoints: z
+          .strictObject({
+            every: z.number().int().min(1).default(1000).meta({
+              description: "Write a signed checkpoint of the audit chain after this many new records...",
+            }),
+            interval: duration("60s")
+              .refine((ms) => ms > 0, { message: "must be longer than 0" })
+              .meta({
+                description: "...or after this long, whichever comes first (only when records were added).",
+              }),
+          })
+          .prefault({})
+          .meta({ description: "Signed checkpoints of the audit chain, published at /audit/checkpoints." }),
+        retention: z
+          .union([z.string(), z.number()])
+          .default("0")
+          .transform((v, ctx) => {
+            if (v === 0 || v === "0") return 0;
+            // A bare number would be milliseconds: too easy a way to delete the whole trail.
+            const ms = typeof v === "string" && !/^\s*[\d.]+\s*$/.test(v) ? parseDuration(v) : undefined;
+            if (ms === undefined || ms <= 0) {
+              ctx.addIssue({
+                code: "custom",
+                message: 'expected "0" (keep forever) or a duration with its unit, such as "90d" or "400d"',
+              });
+              return z.NEVER;
+            }
+            return ms;
+          })
+          .meta({
+            description:
+              'Prune audit records older than this (up to the newest checkpoint older than it, kept as the anchor). "0": keep forever.',
+          }),
       })
       .prefault({}),
     log: z

@@ -28,6 +28,36 @@ export interface RevocationPort {
 
 export interface AuditPort {
   append(event: AuditEvent): Promise<number>;
+  /** False when a new request's record could not be stored in time; checked before forwarding. */
+  accepting(): boolean;
+  /** Why it is not accepting (retrying, overloaded, failed, closed): for the refusal's log and metrics. */
+  state(): string;
+}
+
+/** The data plane's metrics hooks (server/metrics.ts); each call is a few field updates. */
+export interface ProxyMetricsPort {
+  /** A request was answered; `upstreamSeconds` is negative when it was not forwarded. */
+  requestDone(
+    actions: readonly string[] | undefined,
+    decision: AuditEvent["decision"],
+    status: number,
+    seconds: number,
+    upstreamSeconds: number,
+  ): void;
+  /** A request refused with 503 because the audit could not record it, by reason. */
+  auditRefused(reason: string): void;
+  /** A request served without its audit record being stored first (fail open). */
+  auditFailOpen(): void;
+}
+
+/** The gateway's own keys, as the audit record describes them (nickname, AAGUID, kind). */
+export interface CredentialPort {
+  /** From memory: no I/O on the data path (see createCredentialDirectory in server/identity.ts). */
+  describe(
+    issuer: string,
+    credentialId: string,
+    now: number,
+  ): { nickname: string; aaguid: string; deviceBound: boolean } | undefined;
 }
 
 export interface ProxyDeps {
@@ -38,6 +68,13 @@ export interface ProxyDeps {
   policy: { current: CompiledPolicy };
   upstream: Upstream;
   audit: AuditPort;
+  /** When the audit cannot record: `closed` (default) refuses with 503; `open` serves without waiting for the record. */
+  auditOnFailure?: "closed" | "open";
+  metrics?: ProxyMetricsPort;
+  /** Describes the key a token names, for the audit record; without it the record has its ID only. */
+  credentials?: CredentialPort;
+  /** The gateway instance id written in every record (random per process start). */
+  instance?: string;
   /** The URL clients use for the data plane; account locations are rewritten to it. */
   publicUrl: string;
   maxBodyBytes: number;
@@ -47,13 +84,17 @@ export interface ProxyDeps {
 
 /**
  * The data-plane pipeline for one request: authenticate → classify → authorize → forward → audit.
- * Every outcome is audited; the response is sent only after its audit record is committed.
+ * Every outcome is audited. Strict durability: the response is sent only after its audit record is
+ * committed (buffered: once it is queued). Before forwarding, a request the audit could not record
+ * is refused with 503 (`auditOnFailure: closed`, the default) or served anyway (`open`), counted in
+ * metrics and logged at most every 10 s.
  *
  * @example https.createServer(tls, createDataPlaneHandler(deps))
  */
 export function createDataPlaneHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const gate = new AuditGate(deps);
   return (req, res) => {
-    handle(deps, req, res).catch((err) => {
+    handle(deps, req, res, gate).catch((err) => {
       // Nothing should reach here; a bug must not leak details or hang the client.
       deps.log.error(
         { err: { message: (err as Error).message, stack: (err as Error).stack } },
@@ -75,11 +116,24 @@ interface Outcome {
   rule?: string;
   requestCharge?: number;
   activityId?: string;
+  /** Milliseconds the upstream took, when the request was forwarded. */
+  upstreamMs?: number;
 }
 
-async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  deps: ProxyDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  gate: AuditGate,
+): Promise<void> {
   const clock = deps.clock ?? Date.now;
   const started = performance.now();
+  // Before anything is forwarded: can the audit record this request? (A few field reads.)
+  const audited = deps.audit.accepting();
+  if (!audited && !gate.failOpen) {
+    gate.refuse(req, res, started);
+    return;
+  }
   const time = clock();
   const method = req.method ?? "GET";
   const rawPath = req.url ?? "/";
@@ -105,13 +159,25 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
       deps.log.warn({ code: (err as { code?: string }).code, op: op?.name }, outcome.reason);
   }
 
+  // The key's description is a Map lookup (cached per credential ID); every record has the same
+  // keys, so the canonical JSON's key-order cache serves all of them.
+  const key =
+    principal?.credential !== undefined
+      ? deps.credentials?.describe(principal.issuer, principal.credential, time)
+      : undefined;
   const event: AuditEvent = {
     time,
     type: "data.request",
+    instance: deps.instance,
     subject: principal?.sub ?? "",
     subjectKind: principal?.kind,
+    subjectName: principal?.name,
     issuer: principal?.issuer,
     credential: principal?.credential,
+    credentialName: key?.nickname,
+    aaguid: key?.aaguid,
+    deviceBound: key?.deviceBound,
+    session: principal?.session,
     jti: principal?.jti,
     operation: op?.name,
     method,
@@ -127,24 +193,124 @@ async function handle(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
     durationMs: Math.round((performance.now() - started) * 1000) / 1000,
     clientAddress: req.socket.remoteAddress,
     userAgent: headerText(req.headers["x-ms-useragent"] ?? req.headers["user-agent"]),
-    activityId: outcome.activityId,
+    // The upstream's activity ID; for a request not forwarded, the one the client sent (if any).
+    activityId: outcome.activityId ?? headerText(req.headers["x-ms-activity-id"]),
   };
-  try {
-    await deps.audit.append(event);
-  } catch (err) {
-    // Fail closed: an unrecorded request gets no answer but a refusal.
+  if (!audited) {
+    // Fail open: the record is queued (or goes to the log sink) and the response does not wait.
+    deps.audit.append(event).catch(ignore);
+    gate.passedOpen();
+  } else {
+    try {
+      // Strict: settles once the record is committed and fsync'd; buffered: once it is queued.
+      await deps.audit.append(event);
+    } catch (err) {
+      if (!gate.failOpen) {
+        // Fail closed: an unrecorded request gets no answer but a refusal (its record is in the log).
+        gate.recordFailed(err, res, op, started);
+        return;
+      }
+      gate.passedOpen();
+    }
+  }
+  send(res, outcome);
+  deps.metrics?.requestDone(
+    op?.actions,
+    outcome.decision,
+    outcome.status,
+    (performance.now() - started) / 1000,
+    outcome.upstreamMs === undefined ? -1 : outcome.upstreamMs / 1000,
+  );
+}
+
+const ignore = (): void => {};
+
+// One log line per kind of audit trouble at most this often (with the count since the last line).
+const TROUBLE_LOG_EVERY_MS = 10_000;
+
+const REFUSAL_BECAUSE: Record<string, string> = {
+  retrying: "its store cannot be written at the moment (commits fail and are being retried)",
+  overloaded: "it cannot keep up (more than audit.maxQueue records are waiting to be stored)",
+  failed: "writing its store to disk failed (the gateway must be restarted once the disk is checked)",
+  closed: "the gateway is shutting down",
+};
+
+/** What the data plane does when the audit cannot record: refuse (closed) or pass (open), counted and logged. */
+class AuditGate {
+  readonly failOpen: boolean;
+  readonly #deps: ProxyDeps;
+  readonly #clock: () => number;
+  #refusedAt = Number.NEGATIVE_INFINITY;
+  #refusedSince = 0;
+  #openAt = Number.NEGATIVE_INFINITY;
+  #openSince = 0;
+
+  constructor(deps: ProxyDeps) {
+    this.#deps = deps;
+    this.failOpen = deps.auditOnFailure === "open";
+    this.#clock = deps.clock ?? Date.now;
+  }
+
+  /** Fail closed, before forwarding: 503, the upstream is never contacted. */
+  refuse(req: IncomingMessage, res: ServerResponse, started: number): void {
+    const deps = this.#deps;
+    const state = deps.audit.state();
+    req.resume();
+    sendError(
+      res,
+      503,
+      `the gateway's audit trail cannot record requests: ${REFUSAL_BECAUSE[state] ?? state}. The gateway refuses ` +
+        "requests it cannot record (audit.onFailure: closed); this one was not forwarded: retry later. " +
+        "Operator: see the gateway log, and check the disk that holds stateDir/audit.db (free space, I/O errors, " +
+        "permissions) and whether another process holds a lock on it.",
+    );
+    deps.metrics?.auditRefused(state);
+    deps.metrics?.requestDone(undefined, "error", 503, (performance.now() - started) / 1000, -1);
+    this.#refusedSince++;
+    const now = this.#clock();
+    if (now - this.#refusedAt >= TROUBLE_LOG_EVERY_MS) {
+      deps.log.error(
+        { auditState: state, refused: this.#refusedSince },
+        "audit cannot record requests: refusing data-plane requests with 503 (audit.onFailure: closed)",
+      );
+      this.#refusedAt = now;
+      this.#refusedSince = 0;
+    }
+  }
+
+  /** Fail closed, after forwarding: the record could not be stored, so the answer is withheld. */
+  recordFailed(err: unknown, res: ServerResponse, op: CosmosOperation | undefined, started: number): void {
+    const deps = this.#deps;
     deps.log.error(
-      { code: (err as { code?: string }).code },
+      { code: (err as { code?: string }).code, problem: (err as Error).message, op: op?.name },
       "audit write failed; refusing the request (fail closed)",
     );
     sendError(
       res,
       503,
-      "the gateway cannot record this request in its audit trail, so it refuses it; retry later",
+      "the gateway could not record this request in its audit trail, so it withholds the answer " +
+        "(audit.onFailure: closed). The request may have reached the database: read before retrying a write. " +
+        "Operator: see the gateway log.",
     );
-    return;
+    deps.metrics?.auditRefused("record_failed");
+    deps.metrics?.requestDone(op?.actions, "error", 503, (performance.now() - started) / 1000, -1);
   }
-  send(res, outcome);
+
+  /** Fail open: the request is served without waiting for (or despite) its audit record. */
+  passedOpen(): void {
+    const deps = this.#deps;
+    deps.metrics?.auditFailOpen();
+    this.#openSince++;
+    const now = this.#clock();
+    if (now - this.#openAt >= TROUBLE_LOG_EVERY_MS) {
+      deps.log.warn(
+        { auditState: deps.audit.state(), served: this.#openSince },
+        "audit cannot record requests in time: serving data-plane requests anyway (audit.onFailure: open); records that cannot be stored go to this log",
+      );
+      this.#openAt = now;
+      this.#openSince = 0;
+    }
+  }
 }
 
 const REVOKED_MESSAGE = {
@@ -200,6 +366,7 @@ async function authorizeAndForward(
     if (!allowed) return deny(`operation ${op.name} requires no known action; unknown means denied`);
   }
 
+  const upstreamStarted = performance.now();
   const upstreamRes = await deps.upstream.send({
     method,
     path: rawPath,
@@ -207,6 +374,7 @@ async function authorizeAndForward(
     body: forwardBody,
     op,
   });
+  const upstreamMs = performance.now() - upstreamStarted;
   let resBody: Buffer | string = upstreamRes.body;
   let status = upstreamRes.status;
   if (op.name === "account.read" && status === 200)
@@ -228,6 +396,7 @@ async function authorizeAndForward(
     rule,
     requestCharge: numberHeader(upstreamRes.headers["x-ms-request-charge"]),
     activityId: headerText(upstreamRes.headers["x-ms-activity-id"]),
+    upstreamMs,
   };
 }
 

@@ -1,15 +1,17 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { isAbsolute, join } from "node:path";
 import type { Logger } from "pino";
-import { createDurableAuditWriter } from "../audit/durableWriter.js";
-import type { AuditEvent } from "../audit/types.js";
+import { startCheckpointer } from "../audit/checkpoints.js";
+import { type AuditSink, createDurableAuditWriter } from "../audit/durableWriter.js";
+import { startRetention } from "../audit/retention.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
 import { parseListen } from "../config/schema.js";
-import { startVercelUpstream } from "../devstore/vercel.js";
+import { startDevStore } from "../devstore/server.js";
 import { openDevIssuer } from "../identity/dev/devIssuer.js";
 import type { IssuerConfig } from "../identity/tokens/issuers.js";
 import { ownIssuerConfig } from "../identity/tokens/ownIssuer.js";
@@ -19,8 +21,14 @@ import { createDataPlaneHandler } from "../proxy/handler.js";
 import { createUpstream, type Upstream, type UpstreamAuth } from "../proxy/upstream.js";
 import { createControlPlane } from "./controlPlane/index.js";
 import { ensureDevTls } from "./devCa.js";
-import { createIdentityServices, type IdentityEvent, type IdentityServices } from "./identity.js";
-import { type PolicyHolder, readPolicyFile, watchPolicy } from "./policyWatcher.js";
+import {
+  createIdentityServices,
+  type IdentityEvent,
+  type IdentityServices,
+  identityAuditEvent,
+} from "./identity.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { type PolicyHolder, policyEvent, readPolicyFile, watchPolicy } from "./policyWatcher.js";
 
 export interface GatewayDeps {
   log: Logger;
@@ -28,6 +36,11 @@ export interface GatewayDeps {
   /** Trust the local development issuer (`cosmosgate dev`); refused with a real upstream. */
   devIssuer?: boolean;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Internal, for bench/run.ts only (never a configuration value): the data plane's audit sink
+   * instead of the durable writer, to measure the gateway with and without its audit side by side.
+   */
+  auditSink?: AuditSink;
 }
 
 export interface Gateway {
@@ -45,8 +58,14 @@ export interface Gateway {
   firstAdminUrl?: string;
   identity: IdentityServices;
   upstreamType: "embedded" | "cosmos";
+  /** The embedded store's SQLite file, when the upstream is embedded. */
+  storeFile?: string;
   auditFile: string;
+  /** This process's gateway instance id, written in every audit record it writes (random per start). */
+  instance: string;
   stateDir: string;
+  /** The gateway's metrics (also served at `GET /metrics` on the control plane). */
+  metrics: GatewayMetrics;
   close(): Promise<void>;
 }
 
@@ -88,27 +107,42 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
 
     // Audit.
     const auditFile = `${stateDir}/audit.db`;
-    const audit = await createDurableAuditWriter(auditFile, { clock });
+    const metrics = createGatewayMetrics();
+    const audit = await createDurableAuditWriter(auditFile, {
+      clock,
+      durability: config.audit.durability,
+      bufferedDelayMs: config.audit.bufferedDelay,
+      maxQueue: config.audit.maxQueue,
+      onCommit: metrics.auditCommitted,
+      // The sink of last resort: the whole record (records never hold tokens or bodies).
+      onLost: (record, err) => {
+        metrics.auditLogSink();
+        log.error({ auditRecord: record, problem: err.message }, "audit record could not be stored");
+      },
+      onStateChange: (change, err) => {
+        if (change === "recovered") log.warn("audit store writable again: records are being stored");
+        else
+          log.error(
+            { problem: err?.message },
+            change === "failed"
+              ? "audit store failed (fsync): no record can be stored until the gateway restarts"
+              : "audit store cannot be written: retrying; records wait in memory",
+          );
+      },
+    });
     closers.push(() => audit.close());
+    const dataAudit = deps.auditSink ?? audit;
+    metrics.watch({ audit: dataAudit });
+    // Every record this process writes carries its instance id (docs/audit.md).
+    const instance = randomUUID();
     const recordIdentityEvent = (e: IdentityEvent) => {
-      const event: AuditEvent = {
-        time: clock(),
-        type: e.type,
-        subject: e.subject ?? "",
-        credential: e.credential,
-        actions: [],
-        resource: e.kid ? `/keys/${e.kid}` : "",
-        decision: e.decision ?? "allow",
-        reason: e.reason,
-        status: 0,
-        durationMs: 0,
-      };
       audit
-        .append(event)
+        .append(identityAuditEvent(e, clock(), instance))
         .catch((err: Error) =>
           log.error({ problem: err.message, type: e.type }, "audit of an identity event failed"),
         );
     };
+    recordIdentityEvent(configLoadedEvent(loaded, stateDir, deps.devIssuer === true));
 
     // The gateway's own identity provider: passkeys, signing keys, sessions.
     const identity = await createIdentityServices(loaded, {
@@ -119,25 +153,61 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     });
     closers.push(() => identity.close());
     identity.keyring.start();
+
+    // Signed checkpoints of the audit chain (from a timer, never per request), and retention.
+    const checkpoints = await startCheckpointer(auditFile, {
+      keys: identity.keyring,
+      every: config.audit.checkpoints.every,
+      intervalMs: config.audit.checkpoints.interval,
+      clock,
+      instance,
+      onError: (err) => log.warn({ problem: err.message }, "audit checkpoint not written; will retry"),
+    });
+    closers.push(() => checkpoints.close());
+    const retention = startRetention(auditFile, {
+      retentionMs: config.audit.retention,
+      append: (e) => audit.append(e),
+      clock,
+      instance,
+      onResult: (r) => {
+        if (r.status === "pruned")
+          log.info({ deleted: r.deleted, anchor: r.anchor?.seq }, "audit retention: pruned");
+        else if (r.status === "refused") log.error({ problem: r.reason }, "audit retention refused to prune");
+      },
+      onError: (err) => log.error({ problem: err.message }, "audit retention failed"),
+    });
+    closers.push(() => retention.close());
     let firstAdminUrl: string | undefined;
     if (identity.store.countUsers() === 0) {
-      const invite = firstAdminInvite(identity.store, clock);
+      const invite = firstAdminInvite(identity.store, clock, recordIdentityEvent);
       if (invite) firstAdminUrl = `${identity.issuerUrl}/enroll?invite=${invite.secret}`;
     }
 
     // Upstream.
     let upstream: Upstream;
+    let storeFile: string | undefined;
     const up = config.upstream;
     if (up.type === "embedded") {
-      const embedded = await startVercelUpstream();
+      // The embedded store listens on loopback; a key made for this run only means no other local
+      // process can reach it without going through the gateway.
+      const storeKey = randomBytes(64).toString("base64");
+      const file = isAbsolute(up.file) ? up.file : join(stateDir, up.file);
+      storeFile = file;
+      const embedded = await startDevStore({
+        file,
+        masterKey: storeKey,
+        udfs: up.udfs,
+        logger: log,
+        now: clock,
+      });
       closers.push(() => embedded.close());
-      log.warn(
-        { upstream: embedded.origin },
-        "embedded upstream (@vercel/cosmosdb-server) keeps data IN MEMORY ONLY: everything is lost when the gateway stops",
+      log.info(
+        { upstream: "embedded", file },
+        "embedded Cosmos DB-compatible store: data is kept in this SQLite file",
       );
       upstream = createUpstream({
         origin: embedded.origin,
-        auth: { type: "none" },
+        auth: { type: "key", key: storeKey },
         connectTimeoutMs: up.timeouts.connect,
         requestTimeoutMs: up.timeouts.request,
         clock,
@@ -195,7 +265,9 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       clock,
       clockSkewSeconds: Math.round(config.identity.tokens.clockSkew / 1000),
       cacheSize: config.identity.tokens.cacheSize,
+      onVerified: metrics.tokenVerified,
     });
+    metrics.watch({ tokens: verifier });
     try {
       await verifier.ready();
     } catch (err) {
@@ -208,12 +280,37 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
 
     // Policy, watched for changes.
     const policyFile = resolveConfigPath(loaded, config.policy);
-    const initial = await readPolicyFile(policyFile);
+    let initial: Awaited<ReturnType<typeof readPolicyFile>>;
+    try {
+      initial = await readPolicyFile(policyFile);
+    } catch (err) {
+      recordIdentityEvent(
+        policyEvent("policy.refused", "the policy file is invalid: the gateway does not start", {
+          file: policyFile,
+          problem: (err as Error).message,
+        }),
+      );
+      throw err;
+    }
     if (initial.missing) {
       log.warn({ policyFile }, "no policy file: every request is denied. Create one with `cosmosgate init`");
     }
+    recordIdentityEvent(
+      policyEvent(
+        "policy.loaded",
+        initial.missing
+          ? "no policy file at start-up: every request is denied"
+          : "policy in force at start-up",
+        {
+          file: policyFile,
+          version: initial.policy.version,
+          missing: initial.missing,
+          roles: initial.policy.roles.length,
+        },
+      ),
+    );
     const policy: PolicyHolder = { current: initial.policy, loads: 0, refusals: 0 };
-    closers.push(watchPolicy(policyFile, policy, log));
+    closers.push(watchPolicy(policyFile, policy, log, { events: recordIdentityEvent }));
 
     // Data plane.
     const dataListen = parseListen(config.dataPlane.listen)!;
@@ -224,7 +321,11 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
         revocation: identity.revocation,
         policy,
         upstream,
-        audit,
+        audit: dataAudit,
+        auditOnFailure: config.audit.onFailure,
+        metrics: metrics.proxy,
+        credentials: identity.credentials,
+        instance,
         publicUrl: config.dataPlane.publicUrl,
         maxBodyBytes: config.dataPlane.maxBodyBytes,
         log,
@@ -242,6 +343,8 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       log,
       clock,
       events: recordIdentityEvent,
+      auditCheckpoints: checkpoints,
+      metrics,
       cookieSecret: await ensureSecretFile(`${stateDir}/cookie-secret`),
       health: () => ({
         status: "ok",
@@ -263,6 +366,23 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     }
     closers.push(() => app.close());
     const controlServer = app.server;
+    recordIdentityEvent({
+      type: "gateway.started",
+      subject: "cosmosgate",
+      subjectKind: "system",
+      resource: "/gateway",
+      reason: "the gateway started and listens on both planes",
+      decision: "allow",
+      details: {
+        dataPlane: urlOf(dataServer, "https"),
+        controlPlane: urlOf(controlServer, "http"),
+        upstreamType: up.type,
+        policyVersion: policy.current.version,
+        signingKeys: identity.keyring.list().length,
+        pid: process.pid,
+        node: process.version,
+      },
+    });
 
     return {
       dataPlaneUrl: urlOf(dataServer, "https"),
@@ -274,15 +394,79 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       policy,
       upstreamOrigin: upstream.origin,
       upstreamType: up.type,
+      storeFile,
       firstAdminUrl,
       identity,
       auditFile,
+      instance,
       stateDir,
+      metrics,
       close: closeAll,
     };
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/**
+ * The `config.loaded` event: where the configuration came from and the settings an auditor asks
+ * about (upstream, audit durability, identity). Never a secret: no keys, no key file contents, no
+ * environment values; the upstream endpoint is reduced to its origin (no user info, no query).
+ */
+function configLoadedEvent(loaded: LoadedConfig, stateDir: string, devIssuer: boolean): IdentityEvent {
+  const { config } = loaded;
+  const up = config.upstream;
+  const details: Record<string, string | number | boolean> = {
+    configFile: loaded.file ?? "(none: defaults)",
+    stateDir,
+    upstreamType: up.type,
+    dataPlaneUrl: config.dataPlane.publicUrl,
+    controlPlaneUrl: config.controlPlane.publicUrl,
+    tls: config.dataPlane.tls === "auto" ? "auto" : "files",
+    policyFile: resolveConfigPath(loaded, config.policy),
+    trustedIssuers: config.identity.issuers.length,
+    devIssuer,
+    rpId: config.identity.rp.id,
+    userVerification: config.identity.authenticators.userVerification,
+    requireDeviceBound: config.identity.authenticators.requireDeviceBound,
+    tokenTtlMs: config.identity.tokens.ttl,
+    signingKeyEncryption: config.identity.tokens.keyEncryption !== undefined,
+  };
+  if (up.type === "cosmos") {
+    details.upstreamEndpoint = originOf(up.endpoint);
+    details.upstreamAuth = up.auth.type;
+  }
+  // Every audit setting (durability, and whatever else audit: holds), flattened to "audit.KEY".
+  flattenScalars(config.audit, "audit", details);
+  return {
+    type: "config.loaded",
+    subject: "cosmosgate",
+    subjectKind: "system",
+    resource: "/config",
+    reason: `configuration loaded from ${loaded.file ?? "defaults"}; audit durability ${config.audit.durability}`,
+    decision: "allow",
+    details,
+  };
+}
+
+function flattenScalars(
+  value: unknown,
+  prefix: string,
+  out: Record<string, string | number | boolean>,
+): void {
+  if (typeof value === "string" || typeof value === "boolean") out[prefix] = value;
+  else if (typeof value === "number" && Number.isFinite(value)) out[prefix] = value;
+  else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flattenScalars(v, `${prefix}.${k}`, out);
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "(not a URL)";
   }
 }
 

@@ -327,6 +327,19 @@ describe("createTokenVerifier: verified-token cache", () => {
     expect(verifier.stats()).toMatchObject({ keyLookups: 1, misses: 1, hits: 2, size: 1 });
   });
 
+  it("reports each full verification's result to onVerified, and nothing for cache hits", async () => {
+    const results: string[] = [];
+    const v = makeVerifier({ onVerified: (r) => results.push(r) });
+    const token = await es.sign();
+    await Promise.all([v.verify(token), v.verify(token)]);
+    expect(v.verifyCached(token)).toBeDefined();
+    await v.verify(token);
+    await refused(v.verify(await es.sign({ exp: nowSec() - 3600 })), "ERR_TOKEN_EXPIRED");
+    await refused(v.verify(""), "ERR_TOKEN_MALFORMED");
+    expect(results).toEqual(["valid", "ERR_TOKEN_EXPIRED", "ERR_TOKEN_MALFORMED"]);
+    expect(v.stats()).toMatchObject({ hits: 2 });
+  });
+
   it("shares one verification among concurrent calls", async () => {
     const token = await es.sign();
     const results = await Promise.all([1, 2, 3, 4, 5].map(() => verifier.verify(token)));

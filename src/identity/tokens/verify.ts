@@ -28,6 +28,12 @@ export interface TokenVerifierOptions {
   clockSkewSeconds?: number;
   /** Most verified tokens cached; 0 disables the cache. Default 10 000. */
   cacheSize?: number;
+  /**
+   * Called once per full verification (a cache miss; concurrent calls for one token share one):
+   * `"valid"`, or the refusal's code (`ERR_TOKEN_EXPIRED`, …). For metrics; cache hits are in
+   * {@link TokenVerifier.stats}, so the cached path calls nothing.
+   */
+  onVerified?: (result: "valid" | TokenError["code"]) => void;
 }
 
 /** Counters of a {@link TokenVerifier}. */
@@ -91,6 +97,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     throw new TypeError("clockSkewSeconds must be a non-negative number of seconds");
   }
   const cache = createVerifiedTokenCache({ maxEntries: options.cacheSize ?? 10_000, clock });
+  const onVerified = options.onVerified;
 
   const byIssuer = new Map<string, TrustedIssuer>();
   for (const entry of options.issuers ?? []) {
@@ -205,6 +212,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
     async verify(token) {
       if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        onVerified?.("ERR_TOKEN_MALFORMED");
         throw new TokenError(
           "ERR_TOKEN_MALFORMED",
           `The token must be a non-empty string of at most ${MAX_TOKEN_LENGTH} characters. Send the access token itself.`,
@@ -218,10 +226,17 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       cache.countMiss();
       const started = generation;
       const verification = verifyFully(token)
-        .then((principal) => {
-          if (started === generation) cache.set(key, principal);
-          return principal;
-        })
+        .then(
+          (principal) => {
+            if (started === generation) cache.set(key, principal);
+            onVerified?.("valid");
+            return principal;
+          },
+          (err: unknown) => {
+            onVerified?.(err instanceof TokenError ? err.code : "ERR_TOKEN_SIGNATURE");
+            throw err;
+          },
+        )
         .finally(() => {
           inflight.delete(key);
         });

@@ -1,9 +1,11 @@
 import fastifyCookie from "@fastify/cookie";
 import Fastify, { type FastifyInstance } from "fastify";
+import { requestOrigin } from "../identity.js";
 import type { ControlPlaneContext, ControlPlaneDeps } from "./context.js";
 import { ApiError, toErrorReply } from "./errors.js";
 import { PAGE_CSP } from "./pages/html.js";
 import { accountRoutes } from "./routes/account.js";
+import { type AuditCheckpointSource, auditCheckpointRoutes } from "./routes/auditCheckpoints.js";
 import { ceremonyRoutes } from "./routes/ceremonies.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { pageRoutes, readWebAuthnBundle } from "./routes/pages.js";
@@ -37,7 +39,13 @@ const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  * await app.listen({ host: "127.0.0.1", port: 8080 });
  * ```
  */
-export function createControlPlane(deps: ControlPlaneDeps): FastifyInstance {
+export function createControlPlane(
+  deps: ControlPlaneDeps & {
+    auditCheckpoints?: AuditCheckpointSource;
+    /** `GET /metrics` in Prometheus text format (server/metrics.ts). */
+    metrics?: { contentType: string; text(): Promise<string> };
+  },
+): FastifyInstance {
   if (typeof deps.cookieSecret !== "string" || deps.cookieSecret.length < 32) {
     throw new TypeError(
       "cookieSecret must be a random secret of at least 32 characters (keep it in stateDir)",
@@ -52,7 +60,9 @@ export function createControlPlane(deps: ControlPlaneDeps): FastifyInstance {
     secure: parsed.protocol === "https:",
     emit: (e) => {
       try {
-        deps.events(e);
+        // Completed from the store (the key's nickname, AAGUID and kind; a session's user and key)
+        // and from the request it happens in (client address, user agent).
+        deps.events(deps.identity.describeEvent(e));
       } catch (error) {
         deps.log.error({ err: error, event: e.type }, "control plane: the audit sink failed");
       }
@@ -114,6 +124,17 @@ export function createControlPlane(deps: ControlPlaneDeps): FastifyInstance {
     );
   });
 
+  // The audit's request origin: each handler runs inside requestOrigin.run (a callback hook, so the
+  // handler is called synchronously from `done` and everything it awaits inherits the store), and
+  // identity events emitted anywhere below it carry the client's address and user agent.
+  app.addHook("preHandler", (request, _reply, done) => {
+    const agent = request.headers["user-agent"];
+    requestOrigin.run(
+      { clientAddress: request.ip, ...(typeof agent === "string" ? { userAgent: agent } : {}) },
+      done,
+    );
+  });
+
   app.addHook("onSend", async (_request, reply, payload) => {
     reply.header("x-content-type-options", "nosniff");
     reply.header("referrer-policy", "no-referrer");
@@ -167,6 +188,15 @@ export function createControlPlane(deps: ControlPlaneDeps): FastifyInstance {
   accountRoutes(app, ctx);
   oauthRoutes(app, ctx);
   wellKnownRoutes(app, ctx);
+  if (deps.auditCheckpoints) auditCheckpointRoutes(app, deps.auditCheckpoints);
+  const metrics = deps.metrics;
+  if (metrics) {
+    // Counts and latencies only: no subject, key, token or resource appears in a label.
+    app.get("/metrics", async (_request, reply) => {
+      reply.type(metrics.contentType);
+      return metrics.text();
+    });
+  }
   pageRoutes(app, ctx, webauthnBundle);
   return app;
 }
