@@ -23,7 +23,9 @@ import { benchSignIn } from "./identity.js";
 import { type LoadResult, load } from "./load.js";
 import { startPassthrough } from "./passthrough.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+// Rounds per measurement (see the loop below); each round lasts SECONDS / ROUNDS.
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 // Few clients show the latency that strict audit adds (each response waits for an fsync'd group
 // commit); many clients show throughput, where group commit amortizes the disk.
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "16,64").split(",").map(Number);
@@ -157,26 +159,38 @@ log: {level: warn}
     for (const connections of CONNECTIONS) {
       const o = { ...opts, connections };
       const a = await load(`${upstream.origin}${ITEM_PATH}`, pk, o);
-      const b = await measured(`${passthrough.url}${ITEM_PATH}`, pk, o);
-      // (c) and (d) in halves, ordered c d d c: the process warms up (JIT, pools, the WAL's first
-      // growth) for many seconds, and this order cancels a steady drift out of their ratio.
+      // (b), (c) and (d) in ROUNDS short rounds, the order reversed every other round (b c d, d c b,
+      // ...): the machine's load drifts over seconds (other processes, the gateway's warm-up, the
+      // WAL's first growth), and a ratio taken inside each round, then the median over rounds, is
+      // far steadier than one long measurement of each. Each round is SECONDS / ROUNDS long.
       const auth = { ...pk, authorization: `Bearer ${token}` };
-      const half = { ...o, seconds: o.seconds / 2 };
-      const c1 = await measured(`${endpoint}${ITEM_PATH}`, auth, half);
-      const d1 = await measured(`${offEndpoint}${ITEM_PATH}`, auth, half);
-      const d2 = await measured(`${offEndpoint}${ITEM_PATH}`, auth, half);
-      const c2 = await measured(`${endpoint}${ITEM_PATH}`, auth, half);
-      const c = mergeHalves(c1, c2);
-      const d = mergeHalves(d1, d2);
-      console.log(`\n${connections} concurrent connections`);
+      const slice = { ...o, seconds: o.seconds / ROUNDS };
+      const runs: Record<"b" | "c" | "d", Measured[]> = { b: [], c: [], d: [] };
+      const targets = {
+        b: () => measured(`${passthrough.url}${ITEM_PATH}`, pk, slice),
+        c: () => measured(`${endpoint}${ITEM_PATH}`, auth, slice),
+        d: () => measured(`${offEndpoint}${ITEM_PATH}`, auth, slice),
+      };
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = round % 2 === 0 ? (["b", "c", "d"] as const) : (["d", "c", "b"] as const);
+        for (const k of order) runs[k].push(await targets[k]());
+      }
+      const cb = runs.c.map((c, i) => c.rps / runs.b[i].rps);
+      const cd = runs.c.map((c, i) => c.rps / runs.d[i].rps);
+      const [b, c, d] = [merge(runs.b), merge(runs.c), merge(runs.d)];
+      console.log(
+        `\n${connections} concurrent connections (${ROUNDS} rounds of ${slice.seconds.toFixed(1)} s each)`,
+      );
       console.log(row("(a) straight to the upstream (HTTP)", a));
       console.log(row("(b) bare pass-through HTTPS proxy", b));
       console.log(row("(c) cosmosgate: token + policy + strict audit", c));
       console.log(row("(d) cosmosgate with its audit off (bench only)", d));
       console.log(
-        `ratio c/b ${(c.rps / b.rps).toFixed(2)}   (goal >= 0.70)   ratio c/a ${(c.rps / a.rps).toFixed(2)}`,
+        `ratio c/b ${median(cb).toFixed(2)} median of rounds (${spread(cb)})   (goal >= 0.70)   ratio c/a ${(c.rps / a.rps).toFixed(2)}`,
       );
-      console.log(`ratio strict audit / audit off (c/d) ${(c.rps / d.rps).toFixed(2)}   (goal >= 0.90)`);
+      console.log(
+        `ratio strict audit / audit off (c/d) ${median(cd).toFixed(2)} median of rounds (${spread(cd)})   (goal >= 0.90)`,
+      );
       console.log(
         `proxy process CPU per request: (b) ${b.cpuUsPerRequest.toFixed(0)} us   (c) ${c.cpuUsPerRequest.toFixed(0)} us   (d) ${d.cpuUsPerRequest.toFixed(0)} us`,
       );
@@ -251,17 +265,29 @@ async function benchDurableAppend(n: number, inFlight: number, durability: Audit
   }
 }
 
-/** Two measurements of equal length as one: mean rate, latency and CPU; worst p99. */
-function mergeHalves<T extends LoadResult & { cpuUsPerRequest: number }>(x: T, y: T): T {
+type Measured = LoadResult & { cpuUsPerRequest: number };
+
+/** Measurements of equal length as one: mean rate, latency and CPU (weighted by requests); worst p99. */
+function merge(xs: Measured[]): Measured {
+  const total = xs.reduce((n, x) => n + x.rps, 0);
   return {
-    ...x,
-    rps: (x.rps + y.rps) / 2,
-    p50: Math.round((x.p50 + y.p50) / 2),
-    p99: Math.max(x.p99, y.p99),
-    errors: x.errors + y.errors,
-    non2xx: x.non2xx + y.non2xx,
-    cpuUsPerRequest: (x.cpuUsPerRequest * x.rps + y.cpuUsPerRequest * y.rps) / (x.rps + y.rps),
+    ...xs[0],
+    rps: total / xs.length,
+    p50: Math.round(xs.reduce((n, x) => n + x.p50, 0) / xs.length),
+    p99: Math.max(...xs.map((x) => x.p99)),
+    errors: xs.reduce((n, x) => n + x.errors, 0),
+    non2xx: xs.reduce((n, x) => n + x.non2xx, 0),
+    cpuUsPerRequest: xs.reduce((n, x) => n + x.cpuUsPerRequest * x.rps, 0) / total,
   };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((p, q) => p - q);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function spread(xs: number[]): string {
+  return `rounds ${xs.map((x) => x.toFixed(2)).join(", ")}`;
 }
 
 /** "Audit off" for the side-by-side measurement: stores nothing, always accepting. */

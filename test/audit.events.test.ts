@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { searchAudit } from "../src/audit/search.js";
 import type { AuditRecord } from "../src/audit/types.js";
 import { AUDIT_EVENT_TYPES } from "../src/audit/types.js";
 import { verifyChain } from "../src/audit/verify.js";
@@ -546,5 +547,33 @@ describe("the audit trail records every event type, with its fields, through the
     } finally {
       db.close();
     }
+  });
+
+  it("finds every event type with `audit search --type` (the library, and the real CLI for a prefix)", async () => {
+    const expected = AUDIT_EVENT_TYPES.filter((t) => t !== "audit.checkpoint" && t !== "audit.pruned");
+    const db = openDatabase(h.gw.auditFile, { readonly: true });
+    try {
+      for (const type of expected) {
+        const found = [...searchAudit(db, { type, limit: 1000 })];
+        expect(found.length, type).toBeGreaterThan(0);
+        expect(new Set(found.map((r) => r.type)), type).toEqual(new Set([type]));
+      }
+    } finally {
+      db.close();
+    }
+    const cli = await runCli(
+      ["audit", "search", "--type", "credential.*", "--all", "--json", "--config", configFile],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect(cli.code, cli.stderr).toBe(0);
+    const types = new Set(
+      cli.stdout
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as AuditRecord).type),
+    );
+    expect(types).toEqual(new Set(expected.filter((t) => t.startsWith("credential."))));
   });
 });

@@ -30,7 +30,11 @@ describe("cosmosgate command line", () => {
       ["policy", "check"],
       ["policy", "explain"],
       ["audit", "tail"],
+      ["audit", "search"],
+      ["audit", "export"],
+      ["audit", "keys"],
       ["audit", "verify"],
+      ["audit", "prune"],
     ]) {
       const res = await runCli([...cmd, "--help"]);
       expect({ cmd, code: res.code }).toEqual({ cmd, code: 0 });

@@ -41,6 +41,10 @@ policy: ./policy.yaml                 # reloaded when it changes; a broken file 
 
 audit:
   durability: strict                  # a response leaves only after its audit record is on disk
+                                      # (buffered: responses do not wait; on disk within bufferedDelay)
+  onFailure: closed                   # audit cannot record? 503 before anything reaches Cosmos DB
+  checkpoints: {every: 1000, interval: 60s}   # signed chain checkpoints, served at /audit/checkpoints
+  retention: "0"                      # keep forever; e.g. 400d prunes older records from a checkpoint
 `;
 
 export const STARTER_POLICY = `# cosmosgate policy. Deny by default: a request is allowed only when a role the caller holds
