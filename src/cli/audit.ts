@@ -1,9 +1,6 @@
-import { access } from "node:fs/promises";
-import { join } from "node:path";
 import type { Command } from "commander";
-import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
 import { followAudit, lastSeq, registerAuditSearch } from "./auditSearch.js";
-import { registerAuditVerify } from "./auditVerify.js";
+import { openAudit, registerAuditVerify } from "./auditVerify.js";
 import { CliError, type Io } from "./io.js";
 
 /** `cosmosgate audit tail|verify|search|export|keys`. */
@@ -25,7 +22,7 @@ export function registerAudit(program: Command, io: Io): void {
           2,
         );
       }
-      const db = await openAudit(opts.config);
+      const db = await openAudit(opts.config, true);
       const { formatRecord, tail } = await import("../audit/query.js");
       try {
         const shown = tail(db, n);
@@ -42,18 +39,4 @@ export function registerAudit(program: Command, io: Io): void {
   registerAuditSearch(audit, io);
   // verify (and prune): src/cli/auditVerify.ts
   registerAuditVerify(audit, io);
-}
-
-async function openAudit(flag: string | undefined) {
-  const loaded = await loadConfig(configPath(flag));
-  const file = join(resolveConfigPath(loaded, loaded.config.stateDir), "audit.db");
-  try {
-    await access(file);
-  } catch {
-    throw new CliError(
-      `no audit trail at ${file}: start the gateway first, or point --config at its configuration`,
-    );
-  }
-  const { openDatabase } = await import("../store/sqlite.js");
-  return openDatabase(file, { readonly: true });
 }

@@ -5,6 +5,7 @@ import type { AuditCheckpoint } from "../audit/checkpoints.js";
 import type { PruneResult } from "../audit/retention.js";
 import type { TrailResult } from "../audit/verify.js";
 import { configPath, loadConfig, resolveConfigPath } from "../config/load.js";
+import type { Database } from "../store/sqlite.js";
 import { operatorName } from "./identityState.js";
 import { CliError, type Io } from "./io.js";
 import { createProgress } from "./progress.js";
@@ -226,7 +227,8 @@ async function loadCheckpoints(source: string, deps: AuditVerifyDeps): Promise<A
   }
 }
 
-async function openAudit(flag: string | undefined, readonly: boolean) {
+/** Opens `stateDir/audit.db` of the configuration `flag` names, or says how to get one. */
+export async function openAudit(flag: string | undefined, readonly: boolean): Promise<Database> {
   const loaded = await loadConfig(configPath(flag));
   const file = join(resolveConfigPath(loaded, loaded.config.stateDir), "audit.db");
   try {
