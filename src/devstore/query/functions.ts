@@ -37,6 +37,18 @@ const num = (v: Val): v is number => typeof v === "number";
 const str = (v: Val): v is string => typeof v === "string";
 const bool = (v: Val): v is boolean => typeof v === "boolean";
 
+/** CONTAINS, STARTSWITH, ENDSWITH, StringEquals: two strings and an optional ignore-case flag. */
+function stringTest(test: (s: string, t: string) => boolean): FnDef {
+  return {
+    min: 2,
+    max: 3,
+    fn: ([s, t, ic]) => {
+      if (!str(s) || !str(t) || (ic !== undefined && !bool(ic))) return undefined;
+      return ic ? test(s.toLowerCase(), t.toLowerCase()) : test(s, t);
+    },
+  };
+}
+
 function math1(f: (x: number) => number): FnDef {
   return { min: 1, max: 1, fn: ([x]) => (num(x) ? f(x) : undefined) };
 }
@@ -206,38 +218,10 @@ export const BUILTINS: Record<string, FnDef> = {
     max: Number.POSITIVE_INFINITY,
     fn: (a) => (a.every(str) ? (a as string[]).join("") : undefined),
   },
-  CONTAINS: {
-    min: 2,
-    max: 3,
-    fn: ([s, sub, ic]) => {
-      if (!str(s) || !str(sub) || (ic !== undefined && !bool(ic))) return undefined;
-      return ic ? s.toLowerCase().includes(sub.toLowerCase()) : s.includes(sub);
-    },
-  },
-  STARTSWITH: {
-    min: 2,
-    max: 3,
-    fn: ([s, p, ic]) => {
-      if (!str(s) || !str(p) || (ic !== undefined && !bool(ic))) return undefined;
-      return ic ? s.toLowerCase().startsWith(p.toLowerCase()) : s.startsWith(p);
-    },
-  },
-  ENDSWITH: {
-    min: 2,
-    max: 3,
-    fn: ([s, p, ic]) => {
-      if (!str(s) || !str(p) || (ic !== undefined && !bool(ic))) return undefined;
-      return ic ? s.toLowerCase().endsWith(p.toLowerCase()) : s.endsWith(p);
-    },
-  },
-  STRINGEQUALS: {
-    min: 2,
-    max: 3,
-    fn: ([a, b, ic]) => {
-      if (!str(a) || !str(b) || (ic !== undefined && !bool(ic))) return undefined;
-      return ic ? a.toLowerCase() === b.toLowerCase() : a === b;
-    },
-  },
+  CONTAINS: stringTest((s, sub) => s.includes(sub)),
+  STARTSWITH: stringTest((s, p) => s.startsWith(p)),
+  ENDSWITH: stringTest((s, p) => s.endsWith(p)),
+  STRINGEQUALS: stringTest((a, b) => a === b),
   INDEX_OF: {
     min: 2,
     max: 3,

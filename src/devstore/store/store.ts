@@ -473,17 +473,7 @@ export class DevStoreDb implements StoreEnv {
       const rid = ridText(ridBytes);
       const etag = newEtag();
       const doc = containerDoc(id, withoutSystem(body), spec.definition, undefined);
-      Object.assign(doc, {
-        _rid: rid,
-        _ts: Math.floor(now / 1000),
-        _self: `dbs/${d.rid}/colls/${rid}/`,
-        _etag: etag,
-        _docs: "docs/",
-        _sprocs: "sprocs/",
-        _triggers: "triggers/",
-        _udfs: "udfs/",
-        _conflicts: "conflicts/",
-      });
+      Object.assign(doc, containerSystemProperties(rid, `dbs/${d.rid}/colls/${rid}/`, etag, now));
       const text = JSON.stringify(doc);
       this.s.updateColl.run(text, k);
       const c = this.containerInfo(d, k, id, text);
@@ -525,17 +515,7 @@ export class DevStoreDb implements StoreEnv {
     const now = this.now();
     const etag = newEtag();
     const doc = containerDoc(id, withoutSystem(body), c.pk.definition, old);
-    Object.assign(doc, {
-      _rid: c.rid,
-      _ts: Math.floor(now / 1000),
-      _self: c.self,
-      _etag: etag,
-      _docs: "docs/",
-      _sprocs: "sprocs/",
-      _triggers: "triggers/",
-      _udfs: "udfs/",
-      _conflicts: "conflicts/",
-    });
+    Object.assign(doc, containerSystemProperties(c.rid, c.self, etag, now));
     const text = JSON.stringify(doc);
     this.db.transaction(() => {
       this.s.updateColl.run(text, c.k);
@@ -950,4 +930,19 @@ function sqlValue(v: Json | undefined): string | number | null {
   if (typeof v === "boolean") return v ? 1 : 0;
   if (typeof v === "number" || typeof v === "string") return v;
   return JSON.stringify(v);
+}
+
+/** A container document's system properties, as the service returns them. */
+function containerSystemProperties(rid: string, self: string, etag: string, now: number): JsonObject {
+  return {
+    _rid: rid,
+    _ts: Math.floor(now / 1000),
+    _self: self,
+    _etag: etag,
+    _docs: "docs/",
+    _sprocs: "sprocs/",
+    _triggers: "triggers/",
+    _udfs: "udfs/",
+    _conflicts: "conflicts/",
+  };
 }
