@@ -57,9 +57,26 @@ export async function startHangingUpstream(): Promise<{ origin: string; close():
 
 /** A free loopback port (bound then released). */
 export async function freePort(): Promise<number> {
+  // Not listen(0): the OS hands out ports from its ephemeral range (32768-60999 on Linux), where
+  // every other listen(0) and outgoing connection of the parallel test workers takes ports too, so
+  // a port found free here could be gone before the gateway binds it. Each worker instead walks its
+  // own slice of 20000-29999 (below that range) and returns the next port it can bind.
+  for (let tries = 0; tries < PORTS_PER_WORKER; tries++) {
+    const port = PORT_BASE + (nextPort++ % PORTS_PER_WORKER);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${PORT_BASE}-${PORT_BASE + PORTS_PER_WORKER - 1}`);
+}
+
+const PORTS_PER_WORKER = 200;
+const WORKER = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? process.pid);
+const PORT_BASE = 20_000 + (WORKER % 50) * PORTS_PER_WORKER;
+let nextPort = process.pid % PORTS_PER_WORKER; // a restarted worker does not reuse the same ports at once
+
+function canListen(port: number): Promise<boolean> {
   const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return new Promise((resolve) => {
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
 }
