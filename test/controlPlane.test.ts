@@ -839,7 +839,11 @@ describe("discovery, keys and health", () => {
         revocation_endpoint: `${h.origin}/oauth/revoke`,
         jwks_uri: `${h.origin}/.well-known/jwks.json`,
         code_challenge_methods_supported: ["S256"],
-        grant_types_supported: ["authorization_code", "refresh_token"],
+        grant_types_supported: [
+          "authorization_code",
+          "refresh_token",
+          "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
       });
     }
   });

@@ -26,6 +26,11 @@ export interface AuditEvent {
   /** The principal's display name, when its token carries one. */
   subjectName?: string;
   issuer?: string;
+  /**
+   * The issuer of the token itself, set only when it differs from `issuer`: this gateway, for a
+   * token made by token exchange (RFC 8693) from a federated token of `issuer`.
+   */
+  tokenIssuer?: string;
   /** WebAuthn credential ID (the key) when one is known. */
   credential?: string;
   /** The key's nickname, as its owner named it. */

@@ -21,6 +21,12 @@ export {
 } from "./credentialsFile.js";
 export { GatewayCredentialError, type GatewayCredentialErrorCode } from "./errors.js";
 export {
+  FederatedCredential,
+  type FederatedCredentialOptions,
+  type GitHubActionsTokenOptions,
+  gitHubActionsToken,
+} from "./federated.js";
+export {
   type AccessToken,
   audienceOf,
   decodeClaims,

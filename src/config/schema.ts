@@ -87,22 +87,213 @@ const cosmosUpstream = z.strictObject({
     .meta({ description: "Pooled upstream connections." }),
 });
 
-const issuer = z.strictObject({
-  issuer: z.string().min(1).meta({ description: "The exact `iss` value of tokens from this issuer." }),
-  audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-  jwks: z.union([
-    z.strictObject({ file: z.string().meta({ description: "A JWKS JSON file." }) }),
-    z.strictObject({ url: url.meta({ description: "The issuer's JWKS URL." }) }),
-  ]),
-  algorithms: z
-    .array(z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]))
-    .min(1)
-    .default(["RS256", "ES256"]),
-  subjectClaim: z.string().default("sub"),
-  rolesClaim: z.string().default("roles"),
-  kind: z.enum(["user", "service"]).default("user"),
-  name: z.string().optional(),
+const optionalDuration = z
+  .union([z.string(), z.number()])
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: 'expected a duration such as "5s" or "10m"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const issuerKeys = z
+  .strictObject({
+    timeout: optionalDuration.meta({ description: 'Time allowed for one key-set fetch. Default "5s".' }),
+    cooldown: optionalDuration.meta({
+      description: 'Least time between two refetches for an unknown key ID. Default "30s".',
+    }),
+    maxAge: optionalDuration.meta({ description: 'Keys are refetched after this long. Default "10m".' }),
+  })
+  .optional()
+  .meta({
+    description:
+      "How the issuer's remote keys are fetched and cached. When the issuer is unreachable, keys fetched before stay in use.",
+  });
+
+const claimValue = z.union([z.string(), z.number(), z.boolean()]);
+const requirement = z.union([
+  claimValue,
+  z.strictObject({ equals: claimValue }),
+  z.strictObject({ anyOf: z.array(z.union([z.string(), z.number()])).min(1) }),
+  z.strictObject({ contains: z.union([z.string(), z.number()]) }),
+  z.strictObject({ matches: z.string().min(1) }),
+]);
+const requirements = z.record(z.string().min(1), requirement).optional().meta({
+  description:
+    "Claim conditions every token must meet, by claim name: a value (equals), {anyOf: [...]}, {contains: V} or {matches: REGEX} (anchored). E.g. amr: {anyOf: [hwk, mfa]}, acrs: {contains: c1}, acr: phr.",
 });
+
+const algorithms = z.array(
+  z.enum(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]),
+);
+const audience = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .meta({ description: "Accepted aud value(s): a token must name at least one." });
+const groupsClaim = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .optional()
+  .meta({
+    description:
+      "Claim(s) whose values become group:VALUE members in policy: roles, groups, wids or any claim.",
+  });
+const staticGroups = z
+  .array(z.string().min(1))
+  .optional()
+  .meta({ description: "Groups every accepted token of this entry gets (group:NAME in policy)." });
+const entryName = z.string().min(1).optional().meta({
+  description: "Display name in messages, logs and the audit; entries sharing an issuer need one each.",
+});
+const claimCondition = z
+  .union([
+    z.string().min(1),
+    z.array(z.string().min(1)).min(1),
+    z.strictObject({ matches: z.string().min(1) }),
+  ])
+  .optional();
+
+/** An issuer described field by field. */
+const customIssuer = z
+  .strictObject({
+    preset: z.literal("custom").optional(),
+    issuer: z.string().min(1).meta({ description: "The exact `iss` value of tokens from this issuer." }),
+    audience,
+    discovery: z
+      .union([url, z.literal(true)])
+      .optional()
+      .meta({
+        description:
+          "OpenID Connect discovery document URL (true: ISSUER/.well-known/openid-configuration); its jwks_uri gives the keys. The default when jwks is not given.",
+      }),
+    jwks: z
+      .union([
+        z.strictObject({ file: z.string().meta({ description: "A JWKS JSON file." }) }),
+        z.strictObject({ url: url.meta({ description: "The issuer's JWKS URL." }) }),
+      ])
+      .optional(),
+    algorithms: algorithms.min(1).default(["RS256", "ES256"]),
+    subjectClaim: z.string().default("sub"),
+    groupsClaim,
+    rolesClaim: z.string().optional().meta({ description: "Older name of groupsClaim." }),
+    groups: staticGroups,
+    kind: z.enum(["user", "service"]).default("user"),
+    require: requirements,
+    name: entryName,
+    keys: issuerKeys,
+  })
+  .refine((entry) => entry.jwks === undefined || entry.discovery === undefined, {
+    message: "give jwks or discovery, not both",
+    path: ["discovery"],
+  });
+
+/** Entra ID (Azure AD): v2.0 access tokens of one tenant, v1 ones only on request. */
+const entraIssuer = z.strictObject({
+  preset: z.literal("entra"),
+  tenant: z
+    .string()
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
+      message: "expected the tenant ID, a GUID (Entra admin center → Overview → Tenant ID)",
+    })
+    .meta({ description: "The directory (tenant) ID, a GUID." }),
+  audience: audience.meta({
+    description:
+      "The API's application ID URI and/or client ID (v2.0 tokens carry the client ID, v1 tokens the URI).",
+  }),
+  acceptV1: z.boolean().default(false).meta({
+    description:
+      "Also accept v1 tokens (issuer https://sts.windows.net/TENANT/); prefer accessTokenAcceptedVersion: 2 in the app manifest.",
+  }),
+  authority: url.default("https://login.microsoftonline.com").meta({
+    description:
+      "Where discovery documents are fetched. Change it only for a sovereign cloud (with issuer) or a local test double.",
+  }),
+  issuer: z.string().min(1).optional().meta({
+    description:
+      "Override of the v2.0 issuer (sovereign clouds). Default https://login.microsoftonline.com/TENANT/v2.0.",
+  }),
+  subjectClaim: z
+    .string()
+    .default("oid")
+    .meta({ description: "oid: the user's object ID, the same in every app." }),
+  groupsClaim: groupsClaim.default(["roles", "groups"]),
+  groups: staticGroups,
+  kind: z.enum(["user", "service"]).default("user"),
+  require: requirements,
+  algorithms: algorithms.min(1).default(["RS256"]),
+  name: entryName,
+  keys: issuerKeys,
+});
+
+/** Okta: a custom authorization server (the org server's access tokens are opaque). */
+const oktaIssuer = z
+  .strictObject({
+    preset: z.literal("okta"),
+    url: url.meta({
+      description:
+        "The custom authorization server's issuer URL, https://ORG.okta.com/oauth2/ID (e.g. .../oauth2/default).",
+    }),
+    audience: audience.meta({ description: "The authorization server's audience, e.g. api://cosmosgate." }),
+    subjectClaim: z.string().default("sub"),
+    groupsClaim: groupsClaim.default("groups"),
+    groups: staticGroups,
+    kind: z.enum(["user", "service"]).default("user"),
+    require: requirements,
+    algorithms: algorithms.min(1).default(["RS256"]),
+    name: entryName,
+    keys: issuerKeys,
+  })
+  .superRefine((entry, ctx) => {
+    if (!/\/oauth2\/[^/]+\/?$/.test(new URL(entry.url).pathname)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message:
+          "expected a custom authorization server's issuer URL, https://ORG.okta.com/oauth2/ID (the org authorization server's access tokens are opaque to APIs)",
+      });
+    }
+  });
+
+/** GitHub Actions OIDC: workflow jobs reach Cosmos DB with no stored secret. */
+const githubActionsIssuer = z
+  .strictObject({
+    preset: z.literal("github-actions"),
+    audience: audience.meta({
+      description:
+        "The audience the workflow asks for (core.getIDToken(AUDIENCE)), e.g. the data plane's URL.",
+    }),
+    repository: claimCondition.meta({
+      description: "OWNER/REPO (or a list, or {matches: REGEX}). Required unless repositoryOwner is given.",
+    }),
+    repositoryOwner: claimCondition.meta({ description: "The owning organization or user (or a list)." }),
+    ref: claimCondition.meta({ description: "e.g. refs/heads/main (or a list, or {matches: REGEX})." }),
+    environment: claimCondition.meta({ description: "The deployment environment, e.g. production." }),
+    jobWorkflowRef: claimCondition.meta({
+      description: "A reusable workflow that must run the job: OWNER/REPO/.github/workflows/FILE.yml@REF.",
+    }),
+    issuer: url.default("https://token.actions.githubusercontent.com").meta({
+      description: "GitHub Enterprise Server: https://HOST/_services/token.",
+    }),
+    groups: staticGroups,
+    groupsClaim,
+    require: requirements,
+    name: entryName,
+    keys: issuerKeys,
+  })
+  .superRefine((entry, ctx) => {
+    if (entry.repository === undefined && entry.repositoryOwner === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["repository"],
+        message:
+          "expected the repository (OWNER/REPO) or repositoryOwner whose workflows may sign in: every GitHub repository gets tokens from the same issuer",
+      });
+    }
+  });
+
+const issuer = z.discriminatedUnion("preset", [customIssuer, entraIssuer, oktaIssuer, githubActionsIssuer]);
 
 /** The `cosmosgate.yaml` schema. Every key has a default, so an empty file is valid. */
 export const configSchema = z

@@ -29,13 +29,26 @@ upstream:
 
 identity:
   tokens: {ttl: 10m, clockSkew: 30s}
-  # Token issuers the data plane trusts. Each token must match one issuer exactly.
+  # Identity providers whose tokens the data plane trusts (besides the gateway's own passkey
+  # sign-in). Check a refused token with \`cosmosgate doctor token\`.
   issuers: []
-  # - issuer: https://login.microsoftonline.com/TENANT-ID/v2.0
-  #   audience: api://YOUR-API-CLIENT-ID
-  #   jwks: {url: https://login.microsoftonline.com/TENANT-ID/discovery/v2.0/keys}
-  #   algorithms: [RS256]
-  #   rolesClaim: roles                # values become "group:VALUE" members in policy.yaml
+  # - preset: entra                     # Entra ID v2.0 tokens of one tenant
+  #   tenant: 00000000-0000-0000-0000-000000000000
+  #   audience: YOUR-API-CLIENT-ID      # v2.0 tokens carry the API's client ID
+  #   require: {acrs: {contains: c1}}   # Conditional Access context demanding a phishing-resistant key
+  # - preset: okta                      # an Okta custom authorization server
+  #   url: https://ORG.okta.com/oauth2/default
+  #   audience: api://cosmosgate
+  #   require: {acr: phr}
+  # - preset: github-actions            # CI jobs with no stored secret
+  #   audience: https://cosmos.example.com
+  #   repository: ORG/REPO
+  #   ref: refs/heads/main
+  #   environment: production
+  #   groups: [ci-deploy]               # policy.yaml: members: {writer: ["group:ci-deploy"]}
+  # - issuer: https://idp.example.com   # any OpenID provider (keys by discovery)
+  #   audience: api://cosmosgate
+  #   groupsClaim: groups               # values become "group:VALUE" members in policy.yaml
 
 policy: ./policy.yaml                 # reloaded when it changes; a broken file keeps the old policy
 

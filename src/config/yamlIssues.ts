@@ -66,6 +66,11 @@ export function yamlSyntaxProblems(doc: Document): YamlProblem[] {
 function expectation(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_union": {
+      const options = (issue as { options?: unknown[] }).options;
+      if (issue.errors.length === 0 && Array.isArray(options)) {
+        const named = options.filter((o) => o !== null && o !== undefined).map((o) => JSON.stringify(o));
+        return `expected ${named.join(" or ")}`;
+      }
       const alternatives = issue.errors.map((branch) =>
         branch
           .map((b) =>

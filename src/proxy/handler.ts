@@ -173,6 +173,7 @@ async function handle(
     subjectKind: principal?.kind,
     subjectName: principal?.name,
     issuer: principal?.issuer,
+    tokenIssuer: principal?.tokenIssuer,
     credential: principal?.credential,
     credentialName: key?.nickname,
     aaguid: key?.aaguid,

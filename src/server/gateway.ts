@@ -13,6 +13,7 @@ import { resolveConfigPath } from "../config/load.js";
 import { parseListen } from "../config/schema.js";
 import { startDevStore } from "../devstore/server.js";
 import { openDevIssuer } from "../identity/dev/devIssuer.js";
+import { expandIssuerEntries } from "../identity/federation/presets.js";
 import type { IssuerConfig } from "../identity/tokens/issuers.js";
 import { ownIssuerConfig } from "../identity/tokens/ownIssuer.js";
 import { createTokenVerifier } from "../identity/tokens/verify.js";
@@ -238,12 +239,7 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
         audience: config.dataPlane.publicUrl,
       }),
     ];
-    for (const i of config.identity.issuers) {
-      issuers.push({
-        ...i,
-        jwks: "file" in i.jwks ? { file: resolveConfigPath(loaded, i.jwks.file) } : i.jwks,
-      });
-    }
+    issuers.push(...expandIssuerEntries(config.identity.issuers, (p) => resolveConfigPath(loaded, p)));
     if (deps.devIssuer) {
       const dev = await openDevIssuer(stateDir);
       issuers.push({
@@ -251,7 +247,7 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
         audience: config.dataPlane.publicUrl,
         jwks: { file: dev.jwksFile },
         algorithms: ["ES256"],
-        rolesClaim: "groups",
+        groupsClaim: "groups",
         name: "cosmosgate development issuer",
       });
     }
@@ -266,6 +262,16 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       clockSkewSeconds: Math.round(config.identity.tokens.clockSkew / 1000),
       cacheSize: config.identity.tokens.cacheSize,
       onVerified: metrics.tokenVerified,
+      onKeys: (event) => {
+        if (event.type === "stale") {
+          log.warn(
+            { issuer: event.issuer, problem: event.problem },
+            `identity provider ${event.name} is unreachable: its keys fetched before stay in use until it answers again`,
+          );
+        } else {
+          log.info({ issuer: event.issuer }, `identity provider ${event.name} answers again: keys refreshed`);
+        }
+      },
     });
     metrics.watch({ tokens: verifier });
     try {
@@ -338,6 +344,7 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     // Control plane: passkey ceremonies, OAuth for the CLI, JWKS and discovery, pages, health.
     const controlListen = parseListen(config.controlPlane.listen)!;
     const app = createControlPlane({
+      federation: verifier,
       identity,
       config,
       log,

@@ -27,6 +27,8 @@ export interface IdentityEvent {
   subject?: string;
   /** "user" by default when `subject` is set; "system" for the gateway's own events. */
   subjectKind?: string;
+  /** The issuer of the subject, when it is not the gateway (a federated principal). */
+  issuer?: string;
   credential?: string;
   credentialName?: string;
   aaguid?: string;
@@ -193,6 +195,7 @@ export function identityAuditEvent(e: IdentityEvent, time: number, instance?: st
     instance,
     subject,
     subjectKind: e.subjectKind ?? (subject !== "" ? "user" : undefined),
+    issuer: e.issuer,
     credential: e.credential,
     credentialName: e.credentialName,
     aaguid: e.aaguid,

@@ -67,6 +67,11 @@ export async function startHarness(
     policy?: string;
     extraConfig?: string;
     upstreamYaml?: string;
+    /**
+     * More `identity.issuers` entries, appended verbatim after the built-in test issuer: YAML list
+     * items indented by four spaces (`    - preset: entra`).
+     */
+    issuersYaml?: string;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-e2e-"));
@@ -105,7 +110,7 @@ identity:
       jwks: {file: ${issuer.jwksFile}}
       algorithms: [ES256]
       rolesClaim: roles
-policy: ./policy.yaml
+${opts.issuersYaml ? `${opts.issuersYaml.replace(/^\n+/, "").trimEnd()}\n` : ""}policy: ./policy.yaml
 log: {level: debug}
 ${opts.extraConfig ?? ""}`,
   );

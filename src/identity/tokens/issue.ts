@@ -51,9 +51,34 @@ export interface IssuedToken {
   exp: number;
 }
 
+/** A principal vouched for by a trusted federated issuer, to be carried by a gateway token. */
+export interface ExchangeInput {
+  /** The federated subject (`sub` of the new token). */
+  sub: string;
+  /** Its groups as the federated issuer's entry mapped them. */
+  groups: readonly string[];
+  /** The federated principal's kind. */
+  kind: "user" | "service";
+  /** The federated issuer (`fed_iss`). */
+  federatedIssuer: string;
+  /** The federated token's `exp` (seconds): the new token expires no later. */
+  notAfter: number;
+  name?: string;
+  amr?: readonly string[];
+  /** Seconds since the epoch, as in the federated token. */
+  authTime?: number;
+}
+
 /** Issues the gateway's own access tokens. */
 export interface TokenIssuer {
   issue(input: IssueInput): Promise<IssuedToken>;
+  /**
+   * Token exchange (RFC 8693): a gateway token for a federated principal — `sub`, `groups`,
+   * `fed_iss` (the federated issuer), `fed_kind`, and `amr`/`auth_time`/`name` when known; no
+   * session or key. It expires at `min(now + ttl, notAfter)`.
+   * @throws {RangeError} when `notAfter` is not after the current second.
+   */
+  issueExchanged(input: ExchangeInput): Promise<IssuedToken>;
 }
 
 /** Claims set by the issuer itself; `extra` may not name them. */
@@ -73,6 +98,8 @@ const RESERVED = new Set([
   "client_id",
   "scope",
   "cnf",
+  "fed_iss",
+  "fed_kind",
 ]);
 
 /**
@@ -112,7 +139,46 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
   }
   const ttlSeconds = Math.floor(ttlMs / 1000);
 
+  const sign = async (payload: JWTPayload, iat: number, exp: number): Promise<IssuedToken> => {
+    const jti = randomUUID();
+    payload.iss = issuer;
+    payload.aud = audience;
+    payload.exp = exp;
+    payload.iat = iat;
+    payload.jti = jti;
+    payload.client_id = "cosmosgate";
+    const { kid, key } = await keyring.signer();
+    const accessToken = await new SignJWT(payload)
+      .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
+      .sign(key);
+    return { access_token: accessToken, token_type: "Bearer", expires_in: exp - iat, jti, exp };
+  };
+
   return {
+    async issueExchanged(input) {
+      const { sub, groups, kind, federatedIssuer, notAfter, name, amr, authTime } = input;
+      if (typeof sub !== "string" || sub.length === 0) throw new TypeError("sub must be a non-empty string");
+      if (!isStringList(groups)) throw new TypeError("groups must be an array of strings");
+      if (kind !== "user" && kind !== "service") throw new TypeError('kind must be "user" or "service"');
+      if (typeof federatedIssuer !== "string" || federatedIssuer.length === 0) {
+        throw new TypeError("federatedIssuer must be a non-empty string");
+      }
+      const iat = Math.floor(clock() / 1000);
+      if (typeof notAfter !== "number" || !(notAfter > iat)) {
+        throw new RangeError("the federated token has expired: nothing is issued for it");
+      }
+      const payload: JWTPayload = {
+        sub,
+        groups: [...groups],
+        fed_iss: federatedIssuer,
+        fed_kind: kind,
+      };
+      if (name !== undefined) payload.name = name;
+      if (amr !== undefined) payload.amr = [...amr];
+      if (authTime !== undefined) payload.auth_time = authTime;
+      return sign(payload, iat, Math.min(iat + ttlSeconds, Math.floor(notAfter)));
+    },
+
     async issue(input) {
       const { sub, groups, sessionId, credentialId, amr, authTime, sessionExpiresAt, extra } = input;
       if (typeof sub !== "string" || sub.length === 0) throw new TypeError("sub must be a non-empty string");
@@ -148,24 +214,13 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
         }
         exp = Math.min(exp, sessionEnd);
       }
-      const jti = randomUUID();
-      payload.iss = issuer;
       payload.sub = sub;
-      payload.aud = audience;
-      payload.exp = exp;
-      payload.iat = iat;
-      payload.jti = jti;
       payload.auth_time = Math.floor(authTime / 1000);
       payload.amr = [...amr];
       payload.sid = sessionId;
       payload.cred = credentialId;
       payload.groups = [...groups];
-      payload.client_id = "cosmosgate";
-      const { kid, key } = await keyring.signer();
-      const accessToken = await new SignJWT(payload)
-        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
-        .sign(key);
-      return { access_token: accessToken, token_type: "Bearer", expires_in: exp - iat, jti, exp };
+      return sign(payload, iat, exp);
     },
   };
 }

@@ -78,10 +78,16 @@ describe("resolveIssuerConfig", () => {
       jwks: { file: "/x.json" },
       algorithms: ["RS256", "ES256"],
       subjectClaim: "sub",
-      rolesClaim: "roles",
+      groupsClaims: ["roles"],
+      groups: [],
+      requirements: [],
+      refuseGroupsOverage: false,
+      exchange: false,
       kind: "user",
       name: "https://idp.test",
       typ: undefined,
+      flavor: "custom",
+      tenant: undefined,
     });
   });
 

@@ -11,7 +11,20 @@ import {
   type RemoteJWKSet,
 } from "jose";
 import { TokenError } from "../errors.js";
+import { discoveryUrlOf, fetchDiscovery, insecureUrlProblem } from "../federation/discovery.js";
+import { compileRequirements, type Requirement, type RequirementSpec } from "../federation/requirements.js";
 import { quote } from "./util.js";
+
+/** How the remote key set of an issuer is fetched (durations in ms; jose's defaults apply when absent). */
+export interface RemoteKeyOptions {
+  /** Time-out of one fetch. Default 5000. */
+  timeoutDuration?: number;
+  /** Before an unknown `kid` may trigger a refetch. Default 30 000. */
+  cooldownDuration?: number;
+  /** Keys are refetched after this long. Default 600 000. */
+  cacheMaxAge?: number;
+  headers?: Record<string, string>;
+}
 
 /** Where an issuer's public keys come from. */
 export type JwksSource =
@@ -22,13 +35,13 @@ export type JwksSource =
    * `createRemoteJWKSet`. The optional durations (ms) keep jose's defaults: 5 s timeout, 30 s
    * cooldown before an unknown `kid` may trigger a refetch, 10 min cache.
    */
-  | {
-      url: string;
-      timeoutDuration?: number;
-      cooldownDuration?: number;
-      cacheMaxAge?: number;
-      headers?: Record<string, string>;
-    }
+  | ({ url: string } & RemoteKeyOptions)
+  /**
+   * OpenID Connect discovery: the document at this URL (or, with `true`, at
+   * `{issuer}/.well-known/openid-configuration`) must name the configured issuer; its `jwks_uri` is
+   * then fetched as with `{url}`. Discovery runs once, on first use or `load()`.
+   */
+  | ({ discovery: string | true } & RemoteKeyOptions)
   /**
    * In-process keys (the gateway's own keyring): `local()` is called on every key lookup and must be
    * cheap; jose's `createLocalJWKSet` is rebuilt only when it returns a different object, so return
@@ -54,8 +67,31 @@ export interface IssuerConfig {
   algorithms?: string[];
   /** Claim that names the subject. Default `"sub"` (Entra ID: `"oid"` is stable across apps). */
   subjectClaim?: string;
-  /** Claim whose string or string array becomes `Principal.groups`. Default `"roles"`. */
+  /**
+   * Claim(s) whose string or string array values become `Principal.groups` (matched by `group:`
+   * members in policy), e.g. `roles`, `groups`, `wids`. Default `"roles"`.
+   */
+  groupsClaim?: string | string[];
+  /** Older name of `groupsClaim`; give one or the other. */
   rolesClaim?: string;
+  /** Groups every accepted token of this entry gets, besides those of its claims. */
+  groups?: readonly string[];
+  /** Claim conditions a token must meet (see {@link RequirementSpec}); refused with ERR_TOKEN_REQUIREMENT. */
+  require?: Record<string, RequirementSpec>;
+  /**
+   * Refuse tokens whose groups did not fit (Entra ID's groups overage: `_claim_names.groups` or
+   * `hasgroups`) instead of treating them as having no groups. Default false.
+   */
+  refuseGroupsOverage?: boolean;
+  /**
+   * The gateway's own issuer only: honour the claims of tokens made by token exchange (`fed_iss`,
+   * `fed_kind`), so the principal names the federated issuer it came from.
+   */
+  exchange?: boolean;
+  /** Which kind of identity provider this entry describes, for diagnostics. Default `"custom"`. */
+  flavor?: IssuerFlavor;
+  /** Entra ID: the tenant ID the entry was made for (diagnostics). */
+  tenant?: string;
   /** Kind of principal its tokens name. Default `"user"`; a token with `act` is always an agent. */
   kind?: "user" | "service";
   /** Display name for messages and logs. */
@@ -64,6 +100,9 @@ export interface IssuerConfig {
   typ?: string;
 }
 
+/** Kinds of identity provider the presets know, for diagnostics (`cosmosgate doctor`). */
+export type IssuerFlavor = "custom" | "gateway" | "entra-v2" | "entra-v1" | "okta" | "github-actions";
+
 /** An {@link IssuerConfig} checked and with defaults applied. */
 export interface ResolvedIssuerConfig {
   readonly issuer: string;
@@ -71,10 +110,16 @@ export interface ResolvedIssuerConfig {
   readonly jwks: JwksSource;
   readonly algorithms: string[];
   readonly subjectClaim: string;
-  readonly rolesClaim: string;
+  readonly groupsClaims: readonly string[];
+  readonly groups: readonly string[];
+  readonly requirements: readonly Requirement[];
+  readonly refuseGroupsOverage: boolean;
+  readonly exchange: boolean;
   readonly kind: "user" | "service";
   readonly name: string;
   readonly typ: string | undefined;
+  readonly flavor: IssuerFlavor;
+  readonly tenant: string | undefined;
 }
 
 /**
@@ -124,8 +169,10 @@ export const DEFAULT_ALGORITHMS: readonly string[] = Object.freeze(["RS256", "ES
  * entra.algorithms; // ["RS256", "ES256"]
  * ```
  */
-export function resolveIssuerConfig(config: IssuerConfig): ResolvedIssuerConfig {
-  const where = `identity.issuers entry ${quote(config?.issuer)}`;
+export function resolveIssuerConfig(input: IssuerConfig | ResolvedIssuerConfig): ResolvedIssuerConfig {
+  if (resolvedConfigs.has(input)) return input as ResolvedIssuerConfig;
+  const config = input as IssuerConfig;
+  const where = `identity.issuers entry ${quote(config?.name ?? config?.issuer)}`;
   if (typeof config?.issuer !== "string" || config.issuer.length === 0) {
     throw new TypeError(`${where}: issuer must be a non-empty string (the exact iss of its tokens)`);
   }
@@ -148,43 +195,65 @@ export function resolveIssuerConfig(config: IssuerConfig): ResolvedIssuerConfig 
       );
     }
   }
-  const jwks = config.jwks as Partial<{ file: unknown; url: unknown; local: unknown }> | undefined;
+  const jwks = config.jwks as
+    | Partial<{ file: unknown; url: unknown; discovery: unknown; local: unknown }>
+    | undefined;
   const sources = jwks
-    ? [typeof jwks.file === "string", typeof jwks.url === "string", typeof jwks.local === "function"]
+    ? [
+        typeof jwks.file === "string",
+        typeof jwks.url === "string",
+        typeof jwks.discovery === "string" || jwks.discovery === true,
+        typeof jwks.local === "function",
+      ]
     : [];
   if (sources.filter(Boolean).length !== 1) {
-    throw new TypeError(`${where}: jwks must be either {file: PATH} or {url: URL}`);
+    throw new TypeError(`${where}: jwks must be one of {file: PATH}, {url: URL} or {discovery: URL}`);
   }
-  if (typeof jwks?.url === "string") checkJwksUrl(jwks.url, where);
+  for (const field of ["url", "discovery"] as const) {
+    const value = jwks?.[field];
+    if (typeof value !== "string") continue;
+    const problem = insecureUrlProblem(value);
+    if (problem !== undefined) throw new TypeError(`${where}: jwks.${field} ${problem}`);
+  }
   const kind = config.kind ?? "user";
   if (kind !== "user" && kind !== "service") {
     throw new TypeError(`${where}: kind must be "user" or "service"`);
   }
-  return Object.freeze({
+  if (config.groupsClaim !== undefined && config.rolesClaim !== undefined) {
+    throw new TypeError(`${where}: give groupsClaim or its older name rolesClaim, not both`);
+  }
+  const claimed = config.groupsClaim ?? config.rolesClaim ?? "roles";
+  const groupsClaims = typeof claimed === "string" ? [claimed] : claimed;
+  if (!Array.isArray(groupsClaims) || groupsClaims.some((c) => typeof c !== "string" || !c)) {
+    throw new TypeError(`${where}: groupsClaim must be a claim name or a list of claim names`);
+  }
+  const groups = config.groups ?? [];
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== "string" || !g)) {
+    throw new TypeError(`${where}: groups must be a list of group names`);
+  }
+  const resolved: ResolvedIssuerConfig = Object.freeze({
     issuer: config.issuer,
     audience: [...audience],
     jwks: config.jwks,
     algorithms: [...algorithms],
     subjectClaim: config.subjectClaim ?? "sub",
-    rolesClaim: config.rolesClaim ?? "roles",
+    groupsClaims: Object.freeze([...groupsClaims]),
+    groups: Object.freeze([...groups]),
+    requirements: Object.freeze(compileRequirements(config.require, where)),
+    refuseGroupsOverage: config.refuseGroupsOverage ?? false,
+    exchange: config.exchange ?? false,
     kind,
     name: config.name ?? config.issuer,
     typ: config.typ,
+    flavor: config.flavor ?? "custom",
+    tenant: config.tenant,
   });
+  resolvedConfigs.add(resolved);
+  return resolved;
 }
 
-function checkJwksUrl(value: string, where: string): void {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`${where}: jwks.url ${quote(value)} is not a URL`);
-  }
-  const loopback = url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
-    throw new TypeError(`${where}: jwks.url must use https (plain http only on localhost)`);
-  }
-}
+/** Configs made by {@link resolveIssuerConfig}: resolving one again returns it unchanged. */
+const resolvedConfigs = new WeakSet<object>();
 
 /** Resolves the verification key of a token from one issuer's key set. */
 export interface IssuerKeyResolver {
@@ -200,14 +269,33 @@ export interface IssuerKeyResolver {
   reload(): Promise<void>;
   /** How many keys were looked up (one per full verification) and how many loads were attempted. */
   stats(): { keyLookups: number; loads: number };
+  /** The keys now in use (public JWKS), or undefined before the first successful load. */
+  keySet(): JSONWebKeySet | undefined;
+  /** Where the keys come from: the file path, the JWKS URL (after discovery), or a description. */
+  location(): string;
+}
+
+/** What a remote key set reports, for the log: the issuer became unreachable, or reachable again. */
+export interface KeySetEvent {
+  type: "stale" | "recovered";
+  issuer: string;
+  /** The issuer's display name. */
+  name: string;
+  /** For "stale": why the fetch failed. */
+  problem?: string;
 }
 
 /** Options of {@link createIssuerKeyResolver}. */
 export interface IssuerKeyResolverOptions {
   /** Milliseconds since the epoch. Default `Date.now`. */
   clock?: () => number;
-  /** After a failed first load, refuse at once (without I/O) for this long. Default 5000 ms. */
+  /**
+   * After a failed first load, refuse at once (without I/O) for this long; after a failed refresh
+   * of a remote key set, serve the cached keys without asking the issuer for this long. Default 5000 ms.
+   */
   retryAfterMs?: number;
+  /** Told when a remote issuer becomes unreachable (cached keys stay in use) and when it recovers. */
+  onKeys?: (event: KeySetEvent) => void;
 }
 
 /**
@@ -226,7 +314,7 @@ export function createIssuerKeyResolver(
   config: IssuerConfig | ResolvedIssuerConfig,
   options: IssuerKeyResolverOptions = {},
 ): IssuerKeyResolver {
-  const resolved = resolveIssuerConfig(config as IssuerConfig);
+  const resolved = resolveIssuerConfig(config);
   const clock = options.clock ?? Date.now;
   const retryAfterMs = options.retryAfterMs ?? 5000;
   const source = resolved.jwks;
@@ -236,52 +324,8 @@ export function createIssuerKeyResolver(
   let failedAt = Number.NEGATIVE_INFINITY;
   let failure: TokenError | undefined;
 
-  if ("url" in source) {
-    const remote: RemoteJWKSet = createRemoteJWKSet(new URL(source.url), {
-      timeoutDuration: source.timeoutDuration,
-      cooldownDuration: source.cooldownDuration,
-      cacheMaxAge: source.cacheMaxAge,
-      headers: source.headers,
-    });
-    const describe = `fetched from ${source.url}`;
-    const fetchKeys = async (): Promise<void> => {
-      counters.loads++;
-      try {
-        await remote.reload();
-        failure = undefined;
-      } catch (error) {
-        throw remember(keysUnavailable(resolved, describe, error));
-      }
-    };
-    const remember = (error: TokenError): TokenError => {
-      if (remote.jwks() === undefined) {
-        failedAt = clock();
-        failure = error;
-      }
-      return error;
-    };
-    return {
-      issuer: resolved.issuer,
-      async getKey(header, token) {
-        counters.keyLookups++;
-        // Never loaded and the last attempt just failed: do not hammer the issuer on every request.
-        if (failure !== undefined && remote.jwks() === undefined && clock() - failedAt < retryAfterMs) {
-          throw failure;
-        }
-        try {
-          const key = await remote(header, token);
-          failure = undefined;
-          return key;
-        } catch (error) {
-          throw remember(mapResolverError(resolved, header, error, describe));
-        }
-      },
-      load: async () => {
-        if (remote.jwks() === undefined) await fetchKeys();
-      },
-      reload: fetchKeys,
-      stats,
-    };
+  if ("url" in source || "discovery" in source) {
+    return remoteResolver(resolved, source, { clock, retryAfterMs, counters, stats, onKeys: options.onKeys });
   }
 
   if ("local" in source) return localResolver(resolved, source, clock, counters, stats);
@@ -327,6 +371,172 @@ export function createIssuerKeyResolver(
     },
     reload: readKeys,
     stats,
+    keySet: () => local?.jwks(),
+    location: () => file,
+  };
+}
+
+interface RemoteContext {
+  clock: () => number;
+  retryAfterMs: number;
+  counters: { keyLookups: number; loads: number };
+  stats: () => { keyLookups: number; loads: number };
+  onKeys: ((event: KeySetEvent) => void) | undefined;
+}
+
+/**
+ * The resolver of a remote key set (`{url}` or `{discovery}`), on jose's `createRemoteJWKSet`
+ * (cache, cooldown, one refetch for an unknown kid, time-out). What it adds: discovery, and
+ * resilience — when a refetch fails (the issuer is unreachable, slow or answers garbage) the keys
+ * fetched before stay in use, the `onKeys` listener hears it once, and for `retryAfterMs` no
+ * request waits on the issuer again.
+ */
+function remoteResolver(
+  resolved: ResolvedIssuerConfig,
+  source: Extract<JwksSource, { url: string }> | Extract<JwksSource, { discovery: string | true }>,
+  context: RemoteContext,
+): IssuerKeyResolver {
+  const { clock, retryAfterMs, counters, stats, onKeys } = context;
+  const discoveryUrl =
+    "discovery" in source
+      ? source.discovery === true
+        ? discoveryUrlOf(resolved.issuer)
+        : source.discovery
+      : undefined;
+  let jwksUrl: string | undefined = "url" in source ? source.url : undefined;
+  let remote: RemoteJWKSet | undefined;
+  let discovering: Promise<RemoteJWKSet> | undefined;
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let failure: TokenError | undefined;
+  let staleUntil = Number.NEGATIVE_INFINITY;
+  let outage = false;
+  let cachedSet: JSONWebKeySet | undefined;
+  let cachedLocal: LocalJWKSet | undefined;
+
+  const describe = () => (jwksUrl ? `fetched from ${jwksUrl}` : `discovered at ${discoveryUrl}`);
+
+  const ensure = (): Promise<RemoteJWKSet> => {
+    if (remote !== undefined) return Promise.resolve(remote);
+    discovering ??= (async () => {
+      try {
+        if (jwksUrl === undefined) {
+          counters.loads++;
+          const doc = await fetchDiscovery(discoveryUrl as string, {
+            expectedIssuer: resolved.issuer,
+            timeoutMs: source.timeoutDuration,
+          });
+          jwksUrl = doc.jwks_uri;
+        }
+        remote = createRemoteJWKSet(new URL(jwksUrl), {
+          timeoutDuration: source.timeoutDuration,
+          cooldownDuration: source.cooldownDuration,
+          cacheMaxAge: source.cacheMaxAge,
+          headers: source.headers,
+        });
+        return remote;
+      } finally {
+        discovering = undefined;
+      }
+    })();
+    return discovering;
+  };
+
+  /** A failure before any key was ever loaded: remembered so requests do not hammer the issuer. */
+  const remember = (error: TokenError): TokenError => {
+    if (remote?.jwks() === undefined) {
+      failedAt = clock();
+      failure = error;
+    }
+    return error;
+  };
+
+  /** Resolves from the keys fetched before (the issuer being unreachable now). */
+  const fromCache = async (
+    set: JSONWebKeySet,
+    header: CompactJWSHeaderParameters,
+    token: FlattenedJWSInput,
+  ): Promise<CryptoKey> => {
+    if (set !== cachedSet || cachedLocal === undefined) {
+      cachedLocal = createLocalJWKSet(set);
+      cachedSet = set;
+    }
+    try {
+      return await cachedLocal(header, token);
+    } catch (error) {
+      throw mapResolverError(resolved, header, error, describe());
+    }
+  };
+
+  const fetchKeys = async (): Promise<void> => {
+    let set: RemoteJWKSet;
+    try {
+      set = await ensure();
+    } catch (error) {
+      throw remember(keysUnavailable(resolved, describe(), error));
+    }
+    counters.loads++;
+    try {
+      await set.reload();
+      failure = undefined;
+    } catch (error) {
+      throw remember(keysUnavailable(resolved, describe(), error));
+    }
+  };
+
+  return {
+    issuer: resolved.issuer,
+    async getKey(header, token) {
+      counters.keyLookups++;
+      // Never loaded and the last attempt just failed: do not hammer the issuer on every request.
+      if (failure !== undefined && remote?.jwks() === undefined && clock() - failedAt < retryAfterMs) {
+        throw failure;
+      }
+      let set: RemoteJWKSet;
+      try {
+        set = await ensure();
+      } catch (error) {
+        throw remember(keysUnavailable(resolved, describe(), error));
+      }
+      const known = set.jwks();
+      if (known !== undefined && clock() < staleUntil) return fromCache(known, header, token);
+      try {
+        const key = await set(header, token);
+        failure = undefined;
+        if (outage) {
+          outage = false;
+          onKeys?.({ type: "recovered", issuer: resolved.issuer, name: resolved.name });
+        }
+        return key;
+      } catch (error) {
+        const selection =
+          error instanceof errors.JWKSNoMatchingKey ||
+          error instanceof errors.JWKSMultipleMatchingKeys ||
+          error instanceof errors.JOSENotSupported;
+        const cached = set.jwks();
+        if (selection || cached === undefined) {
+          throw remember(mapResolverError(resolved, header, error, describe()));
+        }
+        // The refetch failed: keep using the keys fetched before, and say so once.
+        staleUntil = clock() + retryAfterMs;
+        if (!outage) {
+          outage = true;
+          onKeys?.({
+            type: "stale",
+            issuer: resolved.issuer,
+            name: resolved.name,
+            problem: reason(error),
+          });
+        }
+        return fromCache(cached, header, token);
+      }
+    },
+    load: async () => {
+      if (remote?.jwks() === undefined) await fetchKeys();
+    },
+    reload: fetchKeys,
+    stats,
+    keySet: () => remote?.jwks(),
+    location: () => jwksUrl ?? `(discovery at ${discoveryUrl})`,
   };
 }
 
@@ -396,6 +606,8 @@ function localResolver(
       current();
     },
     stats,
+    keySet: () => lastSet,
+    location: () => describe,
   };
 }
 

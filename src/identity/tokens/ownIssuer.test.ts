@@ -45,7 +45,8 @@ describe("ownIssuerConfig / jwks: {local}", () => {
       issuer: ISSUER,
       audience: [AUDIENCE],
       algorithms: ["ES256"],
-      rolesClaim: "groups",
+      groupsClaims: ["groups"],
+      exchange: true,
       typ: "at+jwt",
       kind: "user",
     });

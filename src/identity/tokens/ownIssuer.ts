@@ -32,8 +32,10 @@ export function ownIssuerConfig(options: OwnIssuerOptions): IssuerConfig {
     jwks: { local: () => keyring.jwks(), refresh: () => keyring.refresh() },
     algorithms: ["ES256"],
     subjectClaim: "sub",
-    rolesClaim: "groups",
+    groupsClaim: "groups",
     kind: "user",
+    exchange: true,
+    flavor: "gateway",
     name: "cosmosgate",
     typ: "at+jwt",
   };

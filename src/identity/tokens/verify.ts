@@ -7,12 +7,14 @@ import {
   type ProtectedHeaderParameters,
 } from "jose";
 import { TokenError } from "../errors.js";
+import { unmetRequirement } from "../federation/requirements.js";
 import type { Principal } from "../types.js";
 import { createVerifiedTokenCache, type TokenCacheStats } from "./cache.js";
 import {
   createIssuerKeyResolver,
   type IssuerConfig,
   type IssuerKeyResolver,
+  type KeySetEvent,
   type ResolvedIssuerConfig,
   resolveIssuerConfig,
 } from "./issuers.js";
@@ -34,6 +36,8 @@ export interface TokenVerifierOptions {
    * {@link TokenVerifier.stats}, so the cached path calls nothing.
    */
   onVerified?: (result: "valid" | TokenError["code"]) => void;
+  /** Told when a remote issuer becomes unreachable (its cached keys stay in use) and when it recovers. */
+  onKeys?: (event: KeySetEvent) => void;
 }
 
 /** Counters of a {@link TokenVerifier}. */
@@ -63,12 +67,25 @@ export interface TokenVerifier {
   stats(): TokenVerifierStats;
   /** The trusted `iss` values. */
   readonly issuers: readonly string[];
+  /** The entries and their keys, for `cosmosgate doctor token`. @internal */
+  readonly steps: VerificationSteps;
 }
 
 interface TrustedIssuer {
   readonly config: ResolvedIssuerConfig;
   readonly keys: IssuerKeyResolver;
   readonly requiredClaims: string[];
+}
+
+/**
+ * The checks a token passes or fails, one entry of `identity.issuers` at a time, shared by the
+ * verifier and `cosmosgate doctor token`. @internal
+ */
+export interface VerificationSteps {
+  /** The entries whose `iss` is the token's (several entries may share one issuer). */
+  entriesFor(iss: unknown): readonly ResolvedIssuerConfig[];
+  /** The key resolver of an entry. */
+  keysOf(entry: ResolvedIssuerConfig): IssuerKeyResolver;
 }
 
 /**
@@ -99,18 +116,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const cache = createVerifiedTokenCache({ maxEntries: options.cacheSize ?? 10_000, clock });
   const onVerified = options.onVerified;
 
-  const byIssuer = new Map<string, TrustedIssuer>();
-  for (const entry of options.issuers ?? []) {
-    const config = resolveIssuerConfig(entry);
-    if (byIssuer.has(config.issuer)) {
-      throw new TypeError(`identity.issuers: issuer ${quote(config.issuer)} is listed twice`);
-    }
-    byIssuer.set(config.issuer, {
-      config,
-      keys: createIssuerKeyResolver(config, { clock }),
-      requiredClaims: [...new Set(["exp", "iat", config.subjectClaim])],
-    });
-  }
+  const byIssuer = buildIssuerMap(options.issuers ?? [], clock, options.onKeys);
+  const allIssuers = [...byIssuer.values()].flat();
   const trusted = Object.freeze([...byIssuer.keys()]);
   const inflight = new Map<string, Promise<Principal>>();
   // Bumped by clear/revoke/reload so that a verification that started before is not cached after.
@@ -149,8 +156,33 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       );
     }
     const iss = unverified.iss;
-    const issuer = typeof iss === "string" ? byIssuer.get(iss) : undefined;
-    if (issuer === undefined) throw untrustedIssuer(iss);
+    const entries = typeof iss === "string" ? byIssuer.get(iss) : undefined;
+    if (entries === undefined) throw untrustedIssuer(iss);
+    if (entries.length === 1) return verifyWith(entries[0] as TrustedIssuer, token, header, unverified);
+    // Several entries share this issuer (e.g. one per CI repository): the first that accepts wins.
+    const refusals: { name: string; error: TokenError }[] = [];
+    for (const entry of entries) {
+      try {
+        return await verifyWith(entry, token, header, unverified);
+      } catch (error) {
+        refusals.push({ name: entry.config.name, error: asTokenError(error) });
+      }
+    }
+    const first = refusals[0] as { error: TokenError };
+    throw new TokenError(
+      first.error.code,
+      `No identity.issuers entry for ${quote(iss)} accepts the token: ${refusals.map((r) => `${quote(r.name)}: ${r.error.message}`).join(" | ")}`,
+      { cause: first.error },
+    );
+  }
+
+  async function verifyWith(
+    issuer: TrustedIssuer,
+    token: string,
+    header: ProtectedHeaderParameters,
+    unverified: JWTPayload,
+  ): Promise<Principal> {
+    const alg = header.alg as string;
     const config = issuer.config;
     if (!config.algorithms.includes(alg)) {
       throw new TokenError(
@@ -182,6 +214,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
           "Check the clock of the issuer or of this gateway, then get a new token.",
       );
     }
+    checkClaimsPolicy(payload, config);
     return toPrincipal(payload, config);
   }
 
@@ -245,11 +278,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     },
 
     async ready() {
-      await Promise.all([...byIssuer.values()].map((issuer) => issuer.keys.load()));
+      await Promise.all(allIssuers.map((issuer) => issuer.keys.load()));
     },
 
     async reload() {
-      const results = await Promise.allSettled([...byIssuer.values()].map((issuer) => issuer.keys.reload()));
+      const results = await Promise.allSettled(allIssuers.map((issuer) => issuer.keys.reload()));
       generation++;
       cache.clear();
       for (const result of results) if (result.status === "rejected") throw result.reason;
@@ -267,11 +300,81 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
     stats() {
       let keyLookups = 0;
-      for (const issuer of byIssuer.values()) keyLookups += issuer.keys.stats().keyLookups;
+      for (const issuer of allIssuers) keyLookups += issuer.keys.stats().keyLookups;
       return { ...cache.stats(), keyLookups };
+    },
+
+    steps: {
+      entriesFor: (iss) => (typeof iss === "string" ? (byIssuer.get(iss) ?? []) : []).map((e) => e.config),
+      keysOf(entry) {
+        const found = allIssuers.find((e) => e.config === entry);
+        if (found === undefined) throw new TypeError("not an entry of this verifier");
+        return found.keys;
+      },
     },
   };
   return verifier;
+}
+
+/** The trusted entries by `iss`. Entries sharing an issuer must have distinct names. */
+function buildIssuerMap(
+  entries: readonly IssuerConfig[],
+  clock: () => number,
+  onKeys: ((event: KeySetEvent) => void) | undefined,
+): Map<string, TrustedIssuer[]> {
+  const byIssuer = new Map<string, TrustedIssuer[]>();
+  for (const entry of entries) {
+    const config = resolveIssuerConfig(entry);
+    const same = byIssuer.get(config.issuer) ?? [];
+    if (same.some((other) => other.config.name === config.name)) {
+      throw new TypeError(
+        `identity.issuers: issuer ${quote(config.issuer)} is listed twice with the same name ${quote(config.name)}; give each entry its own name`,
+      );
+    }
+    same.push({
+      config,
+      keys: createIssuerKeyResolver(config, { clock, onKeys }),
+      requiredClaims: [...new Set(["exp", "iat", config.subjectClaim])],
+    });
+    byIssuer.set(config.issuer, same);
+  }
+  return byIssuer;
+}
+
+function asTokenError(error: unknown): TokenError {
+  return error instanceof TokenError
+    ? error
+    : new TokenError("ERR_TOKEN_SIGNATURE", "The token could not be verified.", { cause: error });
+}
+
+/**
+ * What an issuer entry asks of the verified claims beyond the standard ones: no groups overage
+ * (when refused) and every `require` condition. Exported for `cosmosgate doctor token`.
+ * @throws {TokenError} `ERR_TOKEN_CLAIMS` (overage) or `ERR_TOKEN_REQUIREMENT`, naming the requirement.
+ */
+export function checkClaimsPolicy(payload: JWTPayload, config: ResolvedIssuerConfig): void {
+  if (config.refuseGroupsOverage && hasGroupsOverage(payload)) {
+    throw new TokenError(
+      "ERR_TOKEN_CLAIMS",
+      `The token of issuer ${quote(config.name)} has a groups overage: the user belongs to more groups than fit in a token, so Entra ID left them out and points at Microsoft Graph instead, which the gateway does not call. ` +
+        "Administrator: assign app roles to the groups (App registrations → App roles, then Enterprise applications → Users and groups) and map the roles claim in policy.yaml, or limit the groups claim to groups assigned to the application.",
+    );
+  }
+  const unmet = unmetRequirement(config.requirements, payload as Record<string, unknown>);
+  if (unmet !== undefined) {
+    throw new TokenError(
+      "ERR_TOKEN_REQUIREMENT",
+      `The token does not meet a requirement of issuer ${quote(config.name)}: ${unmet.requirement.description} (the token's ${unmet.requirement.claim}: ${unmet.found}). ` +
+        "Sign in again in the way the requirement asks (for example with a phishing-resistant key, or from the required repository or environment), or ask the administrator.",
+    );
+  }
+}
+
+/** Entra ID's groups overage: `_claim_names.groups` (JWT) or `hasgroups: true` (implicit flow). */
+export function hasGroupsOverage(payload: JWTPayload): boolean {
+  const names = payload._claim_names;
+  if (typeof names === "object" && names !== null && "groups" in names) return true;
+  return payload.hasgroups === true || payload.hasgroups === "true";
 }
 
 /** jose's verification errors → TokenError, with a message that says what to do. */
@@ -404,8 +507,11 @@ function stringList(payload: JWTPayload, claim: string): string[] | undefined {
   throw claimsError(claim, "a string or an array of strings");
 }
 
-/** Verified claims → a deeply frozen Principal. Security-relevant claims of the wrong type are refused. */
-function toPrincipal(payload: JWTPayload, config: ResolvedIssuerConfig): Principal {
+/**
+ * Verified claims → a deeply frozen Principal. Security-relevant claims of the wrong type are
+ * refused. Exported for `cosmosgate doctor token`.
+ */
+export function toPrincipal(payload: JWTPayload, config: ResolvedIssuerConfig): Principal {
   const sub = payload[config.subjectClaim];
   if (typeof sub !== "string" || sub.length === 0)
     throw claimsError(config.subjectClaim, "a non-empty string");
@@ -431,13 +537,36 @@ function toPrincipal(payload: JWTPayload, config: ResolvedIssuerConfig): Princip
         ? payload.preferred_username
         : undefined;
 
+  let groups: string[] = [];
+  for (const claim of config.groupsClaims) {
+    const values = stringList(payload, claim);
+    if (values !== undefined) groups = groups.length === 0 ? values : [...groups, ...values];
+  }
+  if (config.groups.length > 0) groups = [...groups, ...config.groups];
+  if (config.groupsClaims.length + (config.groups.length > 0 ? 1 : 0) > 1) groups = [...new Set(groups)];
+
+  let issuer = config.issuer;
+  let kind: Principal["kind"] = config.kind;
+  let tokenIssuer: string | undefined;
+  if (config.exchange && payload.fed_iss !== undefined) {
+    // A token this gateway made by token exchange: the principal is the federated one.
+    issuer = optionalString(payload, "fed_iss") as string;
+    tokenIssuer = config.issuer;
+    const fedKind = payload.fed_kind;
+    if (fedKind !== undefined && fedKind !== "user" && fedKind !== "service") {
+      throw claimsError("fed_kind", '"user" or "service"');
+    }
+    kind = fedKind ?? "user";
+  }
+
   const principal: Principal = {
     sub,
-    kind: actor !== undefined ? "agent" : config.kind,
-    groups: Object.freeze(stringList(payload, config.rolesClaim) ?? []) as string[],
-    issuer: config.issuer,
+    kind: actor !== undefined ? "agent" : kind,
+    groups: Object.freeze(groups) as string[],
+    issuer,
     exp: payload.exp as number,
   };
+  if (tokenIssuer !== undefined) principal.tokenIssuer = tokenIssuer;
   if (name !== undefined) principal.name = name;
   const credential = optionalString(payload, "cred");
   if (credential !== undefined) principal.credential = credential;

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Config } from "../../config/schema.js";
+import type { TokenVerifier } from "../../identity/tokens/verify.js";
 import type { IdentityEvent, IdentityServices } from "../identity.js";
 
 /** What {@link createControlPlane} is built from. */
@@ -19,6 +20,11 @@ export interface ControlPlaneDeps {
   events: (e: IdentityEvent) => void;
   /** Signs the console session cookie: at least 32 characters of a random secret, kept in stateDir. */
   cookieSecret: string;
+  /**
+   * The data plane's token verifier: token exchange (RFC 8693) at `/oauth/token` accepts the
+   * federated tokens it accepts. Without it, token exchange is refused.
+   */
+  federation?: Pick<TokenVerifier, "verify" | "verifyCached">;
   /** The body of `GET /healthz`. */
   health: () => Record<string, unknown>;
 }

@@ -1,5 +1,8 @@
 import formbody from "@fastify/formbody";
 import type { FastifyInstance } from "fastify";
+import { TokenError } from "../../../identity/errors.js";
+import type { IssuedToken } from "../../../identity/tokens/issue.js";
+import type { Principal } from "../../../identity/types.js";
 import { bodyObject, requiredObject } from "../body.js";
 import type { ControlPlaneContext } from "../context.js";
 import { ApiError, OAuthError } from "../errors.js";
@@ -10,6 +13,11 @@ import { sendPage } from "../pages/send.js";
 import { authorizePage, errorPage } from "../pages/views.js";
 import { checkSession, signInWithKey, tokensFor } from "../signIn.js";
 
+/** RFC 8693 token exchange. */
+export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt";
+
 /** Route config: errors of these routes are answered the OAuth way, `{error, error_description}`. */
 export const OAUTH_ERRORS = { oauthErrors: true, forms: true } as const;
 
@@ -18,7 +26,8 @@ export const OAUTH_ERRORS = { oauthErrors: true, forms: true } as const;
  * (RFC 6749, 7636, 8252), refresh tokens that rotate, revocation (RFC 7009):
  * - `GET /oauth/authorize` → the authorization page, or a 400 page saying what is wrong
  * - `POST /oauth/authorize/approve` `{authorize, response}` → `{redirect_to}` (code valid once, 60 s)
- * - `POST /oauth/token` (JSON or form) `grant_type=authorization_code|refresh_token`
+ * - `POST /oauth/token` (JSON or form) `grant_type=authorization_code|refresh_token`, or token
+ *   exchange (RFC 8693): `subject_token=<federated JWT>` → a gateway token for the same principal
  * - `POST /oauth/revoke` (JSON or form) `token=<refresh token>` → 200
  */
 export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
@@ -75,6 +84,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       const params = oauthParams(request.body);
       const grantType = param(params, "grant_type");
       if (grantType === undefined) throw invalidRequest("grant_type is missing.");
+      if (grantType === TOKEN_EXCHANGE) return exchangeToken(ctx, params);
       const clientId = param(params, "client_id");
       if (clientId === undefined) throw invalidRequest(`client_id is missing; send "${CLI_CLIENT_ID}".`);
       if (clientId !== CLI_CLIENT_ID) {
@@ -98,7 +108,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       throw new OAuthError(
         400,
         "unsupported_grant_type",
-        'grant_type must be "authorization_code" or "refresh_token".',
+        `grant_type must be "authorization_code", "refresh_token" or "${TOKEN_EXCHANGE}".`,
       );
     });
 
@@ -179,6 +189,114 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
     });
   }
 
+  /**
+   * Token exchange (RFC 8693 §2): a federated access token the data plane would accept becomes a
+   * gateway token for the same principal (subject, kind, groups, issuer), expiring no later than it.
+   * The client is public; `client_id`, when sent, must be the CLI's. Refusals are `invalid_request`
+   * (§2.2.2) whose description names the reason, as the data plane would.
+   */
+  async function exchangeToken(context: ControlPlaneContext, params: Record<string, unknown>) {
+    const clientId = param(params, "client_id");
+    if (clientId !== undefined && clientId !== CLI_CLIENT_ID) {
+      throw new OAuthError(
+        401,
+        "invalid_client",
+        `unknown client_id; the only client is "${CLI_CLIENT_ID}".`,
+      );
+    }
+    const subjectToken = param(params, "subject_token", 16_384);
+    if (subjectToken === undefined) {
+      throw invalidRequest("subject_token is missing: send the access token your identity provider issued.");
+    }
+    const subjectType = param(params, "subject_token_type");
+    if (subjectType !== ACCESS_TOKEN_TYPE && subjectType !== JWT_TOKEN_TYPE) {
+      throw invalidRequest(
+        `subject_token_type must be "${ACCESS_TOKEN_TYPE}" or "${JWT_TOKEN_TYPE}" (an access token for the gateway, not an ID token).`,
+      );
+    }
+    const requested = param(params, "requested_token_type");
+    if (requested !== undefined && requested !== ACCESS_TOKEN_TYPE) {
+      throw invalidRequest(`requested_token_type must be "${ACCESS_TOKEN_TYPE}" or absent.`);
+    }
+    if (param(params, "actor_token") !== undefined) {
+      throw invalidRequest("actor_token is not supported: exchange a token for its own subject only.");
+    }
+    const dataPlane = context.config.dataPlane.publicUrl.replace(/\/$/, "");
+    for (const name of ["audience", "resource"] as const) {
+      const value = param(params, name);
+      if (value !== undefined && value.replace(/\/$/, "") !== dataPlane) {
+        throw new OAuthError(
+          400,
+          name === "resource" ? "invalid_target" : "invalid_request",
+          `${name} must be the data plane, ${dataPlane}, or absent.`,
+        );
+      }
+    }
+    const federation = context.federation;
+    if (federation === undefined) {
+      throw new OAuthError(400, "unsupported_grant_type", "token exchange is not enabled on this gateway.");
+    }
+    let principal: Principal;
+    try {
+      principal = federation.verifyCached(subjectToken) ?? (await federation.verify(subjectToken));
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error;
+      context.emit({
+        type: "signin.failed",
+        reason: `token exchange refused: ${error.message}`,
+        decision: "deny",
+        details: { via: "token-exchange", code: error.code },
+      });
+      throw invalidRequest(`the subject_token is refused (${error.code}): ${error.message}`);
+    }
+    if (principal.issuer === context.identity.issuerUrl || principal.tokenIssuer !== undefined) {
+      throw invalidRequest(
+        "the subject_token is already a gateway token; use it as it is (exchange federated tokens only).",
+      );
+    }
+    if (principal.actor !== undefined || principal.kind === "agent") {
+      throw invalidRequest("a token that names an actor (act) cannot be exchanged.");
+    }
+    let issued: IssuedToken;
+    try {
+      issued = await context.identity.issuer.issueExchanged({
+        sub: principal.sub,
+        groups: principal.groups,
+        kind: principal.kind,
+        federatedIssuer: principal.issuer,
+        notAfter: principal.exp,
+        ...(principal.name !== undefined ? { name: principal.name } : {}),
+        ...(principal.amr !== undefined ? { amr: principal.amr } : {}),
+        ...(principal.authTime !== undefined ? { authTime: principal.authTime } : {}),
+      });
+    } catch (error) {
+      if (error instanceof RangeError) throw invalidRequest("the subject_token expires now; get a new one.");
+      throw error;
+    }
+    context.emit({
+      type: "token.issued",
+      subject: principal.sub,
+      subjectKind: principal.kind,
+      issuer: principal.issuer,
+      jti: issued.jti,
+      resource: "",
+      reason: `federated token of ${principal.issuer} exchanged for a gateway token (RFC 8693)`,
+      decision: "allow",
+      details: {
+        grant: "token-exchange",
+        expiresIn: issued.expires_in,
+        ...(principal.jti !== undefined ? { subjectTokenJti: principal.jti } : {}),
+        groups: principal.groups.join(","),
+      },
+    });
+    return {
+      access_token: issued.access_token,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: "Bearer",
+      expires_in: issued.expires_in,
+    };
+  }
+
   function revokeQuietly(sessionId: string, reason: string): void {
     try {
       sessions.revoke({ sessionId }, reason);
@@ -199,12 +317,12 @@ function oauthParams(body: unknown): Record<string, unknown> {
 }
 
 /** One parameter: absent, or a string given once (RFC 6749 §3.2: parameters must not repeat). */
-function param(params: Record<string, unknown>, name: string): string | undefined {
+function param(params: Record<string, unknown>, name: string, maxLength = 4096): string | undefined {
   const value = params[name];
   if (value === undefined || value === null || value === "") return undefined;
   if (Array.isArray(value)) throw invalidRequest(`${name} is given more than once.`);
   if (typeof value !== "string") throw invalidRequest(`${name} must be a string.`);
-  if (value.length > 4096) throw invalidRequest(`${name} is too long.`);
+  if (value.length > maxLength) throw invalidRequest(`${name} is too long.`);
   return value;
 }
 
