@@ -230,6 +230,33 @@ describe("federated tokens through the real SDK", () => {
   });
 });
 
+describe("data-plane refusals that name the cause", () => {
+  it("a Microsoft Graph token: 401 saying to request the gateway's own scope", async () => {
+    const graph = await idp.graphToken();
+    const res = await h.raw("GET", "/dbs", {
+      authorization: encodeURIComponent(`type=aad&ver=1.0&sig=${graph}`),
+      "x-ms-date": new Date().toUTCString(),
+      "x-ms-version": "2020-07-15",
+    });
+    expect(res.status).toBe(401);
+    expect(res.json().message).toMatch(/Microsoft Graph.*api:\/\/<client-id>\/\.default/);
+  });
+
+  it("an unmet requirement shows the claim value as JSON, not doubly quoted", async () => {
+    const res = await h.raw("GET", "/dbs", {
+      authorization: encodeURIComponent(
+        `type=aad&ver=1.0&sig=${await idp.githubToken({ environment: ["production"] })}`,
+      ),
+      "x-ms-date": new Date().toUTCString(),
+      "x-ms-version": "2020-07-15",
+    });
+    expect(res.status).toBe(401);
+    expect(res.json().message).toContain(
+      'environment equals "production" (the token\'s environment: ["production"])',
+    );
+  });
+});
+
 describe("token exchange refusals", () => {
   it("refuses a token from another repository, naming the requirement, and audits the refusal", async () => {
     const refused = await exchange(await idp.githubToken({ repository: "acme/shop-evil" }));

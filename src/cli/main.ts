@@ -4,6 +4,7 @@ import { registerAudit } from "./audit.js";
 import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
 import { registerDevstore } from "./devstore.js";
+import { registerDoctor } from "./doctor.js";
 import { registerInit } from "./init.js";
 import { CliError, type Io, processIo } from "./io.js";
 import { registerKeys } from "./keys.js";
@@ -40,6 +41,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   registerKeys(program, io);
   registerPolicy(program, io);
   registerAudit(program, io);
+  registerDoctor(program, io);
   program.addHelpText(
     "after",
     "\nStart here:\n  cosmosgate dev                 gateway + embedded store; prints the first administrator's enrollment link\n" +

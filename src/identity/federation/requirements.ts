@@ -158,10 +158,17 @@ export function unmetRequirement(
   for (const requirement of requirements) {
     if (!requirement.test(claims)) {
       const value = claims[requirement.claim];
-      return { requirement, found: value === undefined ? "absent" : quote(value, 80) };
+      return { requirement, found: value === undefined ? "absent" : show(value) };
     }
   }
   return undefined;
+}
+
+/** A claim value for a message: strings quoted, other JSON as JSON, cut to 80 characters. */
+function show(value: unknown): string {
+  if (typeof value === "string") return quote(value, 80);
+  const text = String(JSON.stringify(value));
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
 
 function isScalar(value: unknown): value is string | number | boolean {

@@ -157,7 +157,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     const iss = unverified.iss;
     const entries = typeof iss === "string" ? byIssuer.get(iss) : undefined;
-    if (entries === undefined) throw untrustedIssuer(iss);
+    if (entries === undefined) throw untrustedIssuer(iss, header, unverified);
     if (entries.length === 1) return verifyWith(entries[0] as TrustedIssuer, token, header, unverified);
     // Several entries share this issuer (e.g. one per CI repository): the first that accepts wins.
     const refusals: { name: string; error: TokenError }[] = [];
@@ -218,7 +218,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return toPrincipal(payload, config);
   }
 
-  function untrustedIssuer(iss: unknown): TokenError {
+  function untrustedIssuer(iss: unknown, header: ProtectedHeaderParameters, payload: JWTPayload): TokenError {
     const shown =
       trusted.length > 5
         ? `${trusted.slice(0, 5).join(", ")} and ${trusted.length - 5} more`
@@ -230,6 +230,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         : iss === undefined
           ? "The token has no iss claim"
           : "The token's iss claim is not a string";
+    if (isGraphToken(header, payload)) {
+      return new TokenError(
+        "ERR_TOKEN_ISSUER",
+        `${what} (${list}), and it is a token for Microsoft Graph, which only Graph can verify. Request a token for the gateway's own scope (api://<client-id>/.default) instead.`,
+      );
+    }
     return new TokenError(
       "ERR_TOKEN_ISSUER",
       `${what} (${list}). Sign in at a trusted issuer, or add this one to identity.issuers in cosmosgate.yaml.`,
@@ -368,6 +374,19 @@ export function checkClaimsPolicy(payload: JWTPayload, config: ResolvedIssuerCon
         "Sign in again in the way the requirement asks (for example with a phishing-resistant key, or from the required repository or environment), or ask the administrator.",
     );
   }
+}
+
+const GRAPH_AUDIENCES = new Set([
+  "00000003-0000-0000-c000-000000000000",
+  "https://graph.microsoft.com",
+  "https://graph.microsoft.com/",
+]);
+
+/** A token Entra ID issued for Microsoft Graph: a `nonce` header or a Graph audience. */
+export function isGraphToken(header: ProtectedHeaderParameters, payload: JWTPayload): boolean {
+  if ("nonce" in header) return true;
+  const aud = payload.aud;
+  return Array.isArray(aud) ? aud.some((a) => GRAPH_AUDIENCES.has(a)) : GRAPH_AUDIENCES.has(aud as string);
 }
 
 /** Entra ID's groups overage: `_claim_names.groups` (JWT) or `hasgroups: true` (implicit flow). */
