@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { captureIo } from "../src/cli/testing.js";
 import { encodeSegment } from "../src/identity/tokens/testing.js";
+import { runCli } from "./helpers/cli.js";
 import { type FakeIdp, startFakeIdp } from "./helpers/fakeIdp.js";
 
-const BIN = join(import.meta.dirname, "..", "bin", "cosmosgate.js");
 const now = () => Math.floor(Date.now() / 1000);
 
 let idp: FakeIdp;
@@ -66,35 +65,7 @@ async function doctorJson(args: string[], file = config) {
 }
 
 /** The real `cosmosgate` binary, with `input` on its stdin. */
-function spawnCli(
-  args: string[],
-  input: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, COSMOSGATE_CONFIG: "" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`cosmosgate ${args.join(" ")} did not finish\n${stdout}\n${stderr}`));
-    }, 30_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
+const spawnCli = (args: string[], input: string) => runCli(args, { input, timeoutMs: 30_000 });
 
 const NO_STACK = /\n\s+at .+:\d+:\d+/;
 

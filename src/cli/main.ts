@@ -48,6 +48,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
       "  cosmosgate devstore            the embedded Cosmos DB-compatible store alone, like the emulator\n" +
       "  cosmosgate login               sign in with your passkey or security key (for the CLI and GatewayCredential)\n" +
       "  cosmosgate init                write a commented cosmosgate.yaml and policy.yaml\n" +
+      "  cosmosgate doctor token JWT    why is a token refused? every check, with the cause and the fix\n" +
       "  cosmosgate <command> --help    help for one command",
   );
 

@@ -155,6 +155,16 @@ const claimCondition = z
   ])
   .optional();
 
+/** Fields the Entra ID and Okta presets share, with their defaults. */
+const providerEntryFields = {
+  groups: staticGroups,
+  kind: z.enum(["user", "service"]).default("user"),
+  require: requirements,
+  algorithms: algorithms.min(1).default(["RS256"]),
+  name: entryName,
+  keys: issuerKeys,
+};
+
 /** An issuer described field by field. */
 const customIssuer = z
   .strictObject({
@@ -219,12 +229,7 @@ const entraIssuer = z.strictObject({
     .default("oid")
     .meta({ description: "oid: the user's object ID, the same in every app." }),
   groupsClaim: groupsClaim.default(["roles", "groups"]),
-  groups: staticGroups,
-  kind: z.enum(["user", "service"]).default("user"),
-  require: requirements,
-  algorithms: algorithms.min(1).default(["RS256"]),
-  name: entryName,
-  keys: issuerKeys,
+  ...providerEntryFields,
 });
 
 /** Okta: a custom authorization server (the org server's access tokens are opaque). */
@@ -238,12 +243,7 @@ const oktaIssuer = z
     audience: audience.meta({ description: "The authorization server's audience, e.g. api://cosmosgate." }),
     subjectClaim: z.string().default("sub"),
     groupsClaim: groupsClaim.default("groups"),
-    groups: staticGroups,
-    kind: z.enum(["user", "service"]).default("user"),
-    require: requirements,
-    algorithms: algorithms.min(1).default(["RS256"]),
-    name: entryName,
-    keys: issuerKeys,
+    ...providerEntryFields,
   })
   .superRefine((entry, ctx) => {
     if (!/\/oauth2\/[^/]+\/?$/.test(new URL(entry.url).pathname)) {

@@ -87,13 +87,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       if (grantType === TOKEN_EXCHANGE) return exchangeToken(ctx, params);
       const clientId = param(params, "client_id");
       if (clientId === undefined) throw invalidRequest(`client_id is missing; send "${CLI_CLIENT_ID}".`);
-      if (clientId !== CLI_CLIENT_ID) {
-        throw new OAuthError(
-          401,
-          "invalid_client",
-          `unknown client_id; the only client is "${CLI_CLIENT_ID}".`,
-        );
-      }
+      checkClientId(clientId);
       if (grantType === "authorization_code") return exchangeCode(ctx, params);
       if (grantType === "refresh_token") {
         const refreshToken = param(params, "refresh_token");
@@ -117,14 +111,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       const params = oauthParams(request.body);
       const token = param(params, "token");
       if (token === undefined) throw invalidRequest("token is missing: send the refresh token to revoke.");
-      const clientId = param(params, "client_id");
-      if (clientId !== undefined && clientId !== CLI_CLIENT_ID) {
-        throw new OAuthError(
-          401,
-          "invalid_client",
-          `unknown client_id; the only client is "${CLI_CLIENT_ID}".`,
-        );
-      }
+      checkClientId(param(params, "client_id"));
       // RFC 7009 §2.2: an unknown or already revoked token is not an error.
       const session = sessions.revoke({ refreshToken: token }, "revoked by the client");
       ctx.emit({
@@ -196,14 +183,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
    * (§2.2.2) whose description names the reason, as the data plane would.
    */
   async function exchangeToken(context: ControlPlaneContext, params: Record<string, unknown>) {
-    const clientId = param(params, "client_id");
-    if (clientId !== undefined && clientId !== CLI_CLIENT_ID) {
-      throw new OAuthError(
-        401,
-        "invalid_client",
-        `unknown client_id; the only client is "${CLI_CLIENT_ID}".`,
-      );
-    }
+    checkClientId(param(params, "client_id"));
     const subjectToken = param(params, "subject_token", 16_384);
     if (subjectToken === undefined) {
       throw invalidRequest("subject_token is missing: send the access token your identity provider issued.");
@@ -324,6 +304,13 @@ function param(params: Record<string, unknown>, name: string, maxLength = 4096):
   if (typeof value !== "string") throw invalidRequest(`${name} must be a string.`);
   if (value.length > maxLength) throw invalidRequest(`${name} is too long.`);
   return value;
+}
+
+/** A `client_id` that is sent must be the command line's (the only, public, client). */
+function checkClientId(clientId: string | undefined): void {
+  if (clientId !== undefined && clientId !== CLI_CLIENT_ID) {
+    throw new OAuthError(401, "invalid_client", `unknown client_id; the only client is "${CLI_CLIENT_ID}".`);
+  }
 }
 
 function invalidRequest(description: string): OAuthError {
