@@ -242,6 +242,16 @@ describe("data-plane refusals that name the cause", () => {
     expect(res.json().message).toMatch(/Microsoft Graph.*api:\/\/<client-id>\/\.default/);
   });
 
+  it("an Entra v1 token where only v2.0 is trusted: 401 saying how to fix the app or the config", async () => {
+    const res = await h.raw("GET", "/dbs", {
+      authorization: encodeURIComponent(`type=aad&ver=1.0&sig=${await idp.entraV1Token()}`),
+      "x-ms-date": new Date().toUTCString(),
+      "x-ms-version": "2020-07-15",
+    });
+    expect(res.status).toBe(401);
+    expect(res.json().message).toMatch(/Entra ID v1 token.*accessTokenAcceptedVersion: 2.*acceptV1: true/);
+  });
+
   it("an unmet requirement shows the claim value as JSON, not doubly quoted", async () => {
     const res = await h.raw("GET", "/dbs", {
       authorization: encodeURIComponent(

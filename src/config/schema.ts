@@ -246,7 +246,7 @@ const oktaIssuer = z
     ...providerEntryFields,
   })
   .superRefine((entry, ctx) => {
-    if (!/\/oauth2\/[^/]+\/?$/.test(new URL(entry.url).pathname)) {
+    if (!/\/oauth2\/(?!v1\/?$)[^/]+\/?$/.test(new URL(entry.url).pathname)) {
       ctx.addIssue({
         code: "custom",
         path: ["url"],

@@ -176,7 +176,10 @@ export async function startFakeIdp(options: FakeIdpOptions = {}): Promise<FakeId
     }
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(doc ?? published));
   });
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject); // e.g. EADDRINUSE: fail now, not at the test's time-out
+    server.listen(port, "127.0.0.1", resolve);
+  });
   const sockets = new Set<import("node:net").Socket>();
   server.on("connection", (socket) => {
     if (mode === "refuse") {

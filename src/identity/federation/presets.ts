@@ -102,9 +102,10 @@ function entra(entry: Entry<"entra">): IssuerConfig[] {
   const authority = entry.authority.replace(/\/+$/, "");
   const remote = remoteOptions(entry.keys);
   const groupsClaims = typeof entry.groupsClaim === "string" ? [entry.groupsClaim] : entry.groupsClaim;
+  // The tenant pin comes last: a require.tid in the entry cannot widen it.
   const require: Record<string, RequirementSpec> = {
-    tid: tenant,
     ...((entry.require ?? {}) as Record<string, RequirementSpec>),
+    tid: tenant,
   };
   const name = entry.name ?? `Entra ID (${tenant})`;
   const common = {
@@ -140,7 +141,7 @@ function entra(entry: Entry<"entra">): IssuerConfig[] {
 
 function okta(entry: Entry<"okta">, where: string): IssuerConfig {
   const issuer = entry.url.replace(/\/+$/, "");
-  if (!/\/oauth2\/[^/]+$/.test(new URL(issuer).pathname)) {
+  if (!/\/oauth2\/(?!v1$)[^/]+$/.test(new URL(issuer).pathname)) {
     throw new TypeError(
       `${where} (okta): url ${JSON.stringify(entry.url)} is not a custom authorization server. ` +
         "Okta's org authorization server issues access tokens only Okta can read; create or use a custom one " +

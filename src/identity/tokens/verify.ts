@@ -236,6 +236,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         `${what} (${list}), and it is a token for Microsoft Graph, which only Graph can verify. Request a token for the gateway's own scope (api://<client-id>/.default) instead.`,
       );
     }
+    const v1 = typeof iss === "string" ? /^https:\/\/sts\.windows\.net\/([0-9a-f-]{36})\/$/i.exec(iss) : null;
+    if (v1 !== null && byIssuer.has(`https://login.microsoftonline.com/${v1[1]}/v2.0`)) {
+      return new TokenError(
+        "ERR_TOKEN_ISSUER",
+        `${what}: it is an Entra ID v1 token, and only v2.0 tokens are trusted for tenant ${v1[1]}. Set accessTokenAcceptedVersion: 2 in the API's app manifest and get a new token, or set acceptV1: true on the entra issuer.`,
+      );
+    }
     return new TokenError(
       "ERR_TOKEN_ISSUER",
       `${what} (${list}). Sign in at a trusted issuer, or add this one to identity.issuers in cosmosgate.yaml.`,
