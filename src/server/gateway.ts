@@ -1,9 +1,11 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { startCheckpointer } from "../audit/checkpoints.js";
 import { type AuditSink, createDurableAuditWriter } from "../audit/durableWriter.js";
@@ -11,6 +13,7 @@ import { startRetention } from "../audit/retention.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
 import { parseListen } from "../config/schema.js";
+import { classify } from "../cosmos/classify.js";
 import { startDevStore } from "../devstore/server.js";
 import { openDevIssuer } from "../identity/dev/devIssuer.js";
 import { expandIssuerEntries } from "../identity/federation/presets.js";
@@ -316,7 +319,15 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       ),
     );
     const policy: PolicyHolder = { current: initial.policy, loads: 0, refusals: 0 };
-    closers.push(watchPolicy(policyFile, policy, log, { events: recordIdentityEvent }));
+    let policyLoadedAt = clock();
+    closers.push(
+      watchPolicy(policyFile, policy, log, {
+        events: (e) => {
+          if (e.type === "policy.loaded") policyLoadedAt = clock();
+          recordIdentityEvent(e);
+        },
+      }),
+    );
 
     // Data plane.
     const dataListen = parseListen(config.dataPlane.listen)!;
@@ -345,6 +356,22 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
     const controlListen = parseListen(config.controlPlane.listen)!;
     const app = createControlPlane({
       federation: verifier,
+      console: {
+        policy: { holder: policy, file: policyFile, loadedAt: () => policyLoadedAt },
+        auditFile,
+        audit: dataAudit,
+        upstream: {
+          type: up.type,
+          endpoint: up.type === "embedded" ? `embedded store, ${storeFile}` : up.endpoint,
+          probe: () => probeUpstream(upstream, config.upstream.timeouts.request),
+        },
+        issuers: issuers
+          .filter((i) => i.flavor !== "gateway")
+          .map((i) => ({ name: i.name ?? i.issuer, issuer: i.issuer })),
+        version: PACKAGE_VERSION,
+        startedAt: clock(),
+        consoleDir: CONSOLE_DIR,
+      },
       identity,
       config,
       log,
@@ -549,4 +576,37 @@ function urlOf(server: Server, scheme: string): string {
   const a = server.address() as AddressInfo;
   const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
   return `${scheme}://${host}:${a.port}`;
+}
+
+/** cosmosgate's version, from package.json. */
+const PACKAGE_VERSION: string = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+/** The built web console (npm run build:console writes it). */
+const CONSOLE_DIR = fileURLToPath(new URL("../../dist/console", import.meta.url));
+
+/** An account read through the upstream client, with the gateway's credential: is Cosmos DB there? */
+async function probeUpstream(
+  upstream: Upstream,
+  timeoutMs: number,
+): Promise<{ healthy: boolean; latencyMs: number | null; problem?: string }> {
+  const started = performance.now();
+  try {
+    const res = await upstream.send({
+      method: "GET",
+      path: "/",
+      headers: { "x-ms-version": "2020-07-15" },
+      op: classify("GET", "/", {}),
+    });
+    const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+    if (res.status === 200) return { healthy: true, latencyMs };
+    return { healthy: false, latencyMs, problem: `the account read answered HTTP ${res.status}` };
+  } catch (error) {
+    return {
+      healthy: false,
+      latencyMs: null,
+      problem: `${(error as Error).message} (time-out ${Math.round(timeoutMs / 1000)} s)`,
+    };
+  }
 }

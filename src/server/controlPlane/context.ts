@@ -1,7 +1,9 @@
 import type { Logger } from "pino";
+import type { AuditSink } from "../../audit/durableWriter.js";
 import type { Config } from "../../config/schema.js";
 import type { TokenVerifier } from "../../identity/tokens/verify.js";
 import type { IdentityEvent, IdentityServices } from "../identity.js";
+import type { PolicyHolder } from "../policyWatcher.js";
 
 /** What {@link createControlPlane} is built from. */
 export interface ControlPlaneDeps {
@@ -25,6 +27,8 @@ export interface ControlPlaneDeps {
    * federated tokens it accepts. Without it, token exchange is refused.
    */
   federation?: Pick<TokenVerifier, "verify" | "verifyCached">;
+  /** What the web console's API reads beyond the identity provider. Without it, `/api/` console routes answer 404. */
+  console?: ConsoleDeps;
   /** The body of `GET /healthz`. */
   health: () => Record<string, unknown>;
 }
@@ -39,4 +43,30 @@ export interface ControlPlaneContext extends ControlPlaneDeps {
   secure: boolean;
   /** Sends an event; a failing sink never fails the request. */
   emit: (e: IdentityEvent) => void;
+}
+
+/** What the console API (people, audit, policy, status) needs from the running gateway. */
+export interface ConsoleDeps {
+  /** The policy in force (`holder.current` is replaced on every reload) and its file. */
+  policy: { holder: PolicyHolder; file: string; loadedAt: () => number };
+  /** The audit database; the console opens it read-only. */
+  auditFile: string;
+  /** The data plane's audit writer: state and queue, for status. */
+  audit: Pick<AuditSink, "state" | "pending" | "accepting">;
+  /** The upstream and a probe of its health (an account read with the gateway's credential). */
+  upstream: {
+    type: "embedded" | "cosmos";
+    endpoint: string;
+    probe(): Promise<{ healthy: boolean; latencyMs: number | null; problem?: string }>;
+  };
+  /** Trusted external issuers, for status. */
+  issuers: { name: string; issuer: string }[];
+  /** cosmosgate's version (package.json). */
+  version: string;
+  startedAt: number;
+  /**
+   * The built console (dist/console: index.html and assets/). When the directory is missing, /console/
+   * answers a page saying how to build it.
+   */
+  consoleDir: string;
 }
