@@ -13,6 +13,7 @@ import {
 import { CLI_CLIENT_ID } from "../src/server/controlPlane/oauth/authorizeRequest.js";
 import { openDatabase } from "../src/store/sqlite.js";
 import { runCli } from "./helpers/cli.js";
+import { csrfTokenFor, needsCsrf } from "./helpers/controlPlaneClient.js";
 import { type Harness, startHarness, TEST_POLICY } from "./helpers/gateway.js";
 
 /**
@@ -43,8 +44,15 @@ async function api(
     payload = JSON.stringify(body);
   }
   if (opts.cookie) headers.cookie = opts.cookie;
+  const method = opts.method ?? (body === undefined ? "GET" : "POST");
+  // A signed-in write carries the session's CSRF token, read from GET /api/me as the pages do.
+  const csrf =
+    opts.cookie && needsCsrf(method, path)
+      ? await csrfTokenFor(h.controlUrl, opts.cookie.replace(/^cg_session=/, ""))
+      : undefined;
+  if (csrf !== undefined) headers["x-cosmosgate-csrf"] = csrf;
   const res = await fetch(`${h.controlUrl}${path}`, {
-    method: opts.method ?? (body === undefined ? "GET" : "POST"),
+    method,
     headers,
     body: payload,
     redirect: "manual",
@@ -396,9 +404,18 @@ describe("the audit trail records every event type, with its fields, through the
   });
 
   it("credential.removed keeps the removed key's nickname, AAGUID and kind", async () => {
+    // Removing a key is confirmed by a tap (here the desk key's) on options bound to the removal.
+    const options = await api(
+      `/api/me/keys/${encodeURIComponent(phoneId)}/remove/options`,
+      {},
+      {
+        cookie: admin.cookie,
+      },
+    );
+    expect(options.status, JSON.stringify(options.json)).toBe(200);
     const removed = await api(
       `/api/me/keys/${encodeURIComponent(phoneId)}`,
-      {},
+      { response: desk.authenticate(options.json) },
       {
         cookie: admin.cookie,
         method: "DELETE",
@@ -479,6 +496,21 @@ describe("the audit trail records every event type, with its fields, through the
     expect(await find("user.enabled", (r) => r.resource === "/users/bob")).toMatchObject({
       subject: expect.stringMatching(/^cli:/),
       details: { user: "bob", wasDisabled: true },
+    });
+    // The console: an administrator changes bob's groups.
+    const again = await signIn(desk, "admin");
+    const changed = await api(
+      "/api/people/bob/groups",
+      { groups: ["analysts", "auditors"] },
+      {
+        cookie: again.cookie,
+        method: "PUT",
+      },
+    );
+    expect(changed.status, JSON.stringify(changed.json)).toBe(200);
+    expect(await find("user.groups_changed", (r) => r.resource === "/users/bob")).toMatchObject({
+      subject: "admin",
+      details: { user: "bob", added: "auditors", removed: "" },
     });
   });
 

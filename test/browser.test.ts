@@ -98,8 +98,19 @@ describe("pages in headless Chromium with a virtual security key", () => {
     await expect(keys).resolves.toMatchObject({
       keys: [{ nickname: "YubiKey on the desk" }, { nickname: "Backup key" }],
     });
+
+    // Remove the first key: the page asks for a tap (the second key answers), then removes it.
+    page.once("dialog", (d) => void d.accept());
+    await page
+      .locator("li.key", { hasText: "YubiKey on the desk" })
+      .getByRole("button", { name: /Remove/ })
+      .click();
+    await page.waitForFunction(() => document.querySelectorAll("li.key").length === 1);
+    await expect(page.locator("#status").textContent()).resolves.toContain(
+      "Removed the key “YubiKey on the desk”",
+    );
     await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: secondKey });
-    expect(consoleErrors).toEqual([]);
+    expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
   });
 
   it("shows a clear message when the sign-in is cancelled (no key answers)", async () => {

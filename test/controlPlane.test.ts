@@ -10,6 +10,7 @@ import {
   type SoftAuthenticator,
 } from "../src/identity/webauthn/testing/softAuthenticator.js";
 import { type ControlPlaneHarness, startControlPlane } from "./helpers/browser.js";
+import { csrfTokenFor, needsCsrf } from "./helpers/controlPlaneClient.js";
 
 /** A response: status, headers, text, parsed JSON (when it is JSON). */
 interface Res {
@@ -35,6 +36,8 @@ class Client {
       type?: string;
       headers?: Record<string, string>;
       cookie?: string | null;
+      /** The CSRF token to send; by default a signed-in write carries its session's, like a page. */
+      csrf?: string | false;
     } = {},
   ): Promise<Res> {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
@@ -46,6 +49,11 @@ class Client {
     if (opts.type !== undefined) headers["content-type"] = opts.type;
     const cookie = opts.cookie === null ? undefined : (opts.cookie ?? this.cookie);
     if (cookie !== undefined) headers.cookie = `cg_session=${cookie}`;
+    if (typeof opts.csrf === "string") headers["x-cosmosgate-csrf"] = opts.csrf;
+    else if (opts.csrf === undefined && cookie !== undefined && needsCsrf(method, path)) {
+      const token = await csrfTokenFor(this.base, cookie);
+      if (token !== undefined) headers["x-cosmosgate-csrf"] = token;
+    }
     const res = await fetch(this.base + path, { method, headers, body, redirect: "manual" });
     const text = await res.text();
     const setCookie = res.headers.getSetCookie();
@@ -62,7 +70,11 @@ class Client {
     return { status: res.status, headers: res.headers, text, json, setCookie };
   }
 
-  post(path: string, json: unknown, opts: { cookie?: string | null } = {}): Promise<Res> {
+  post(
+    path: string,
+    json: unknown,
+    opts: { cookie?: string | null; csrf?: string | false } = {},
+  ): Promise<Res> {
     return this.send("POST", path, { json, ...opts });
   }
 }
@@ -99,6 +111,14 @@ async function signIn(key: SoftAuthenticator, username?: string, client = c) {
   const response = key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON);
   const res = await client.post("/auth/webauthn/login/verify", { response });
   return { options: options.json as PublicKeyCredentialRequestOptionsJSON, response, res };
+}
+
+/** Removes a key the way the pages do: options bound to the removal, a tap, then DELETE with the assertion. */
+async function removeWithTap(client: Client, id: string, key: SoftAuthenticator): Promise<Res> {
+  const options = await client.post(`/api/me/keys/${encodeURIComponent(id)}/remove/options`, {});
+  expect(options.status, options.text).toBe(200);
+  const response = key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON);
+  return client.send("DELETE", `/api/me/keys/${encodeURIComponent(id)}`, { json: { response } });
 }
 
 function expectClearRefusal(res: Res, status = 400) {
@@ -329,7 +349,11 @@ describe("enrollment, sign-in and my keys", () => {
   });
 
   it("removes a key, and refuses to remove the last one", async () => {
-    const removed = await c.send("DELETE", `/api/me/keys/${key2Id}`, { json: {} });
+    // Without a tap, nothing is removed.
+    const untapped = await c.send("DELETE", `/api/me/keys/${key2Id}`, { json: {} });
+    expectClearRefusal(untapped, 403);
+    expect(untapped.json.error).toBe("ERR_TAP_REQUIRED");
+    const removed = await removeWithTap(c, key2Id, key1);
     expect(removed.status, removed.text).toBe(200);
     expect(removed.json).toEqual({ removed: key2Id, signedOut: false });
     expect(h.events.some((e) => e.type === "credential.removed" && e.credential === key2Id)).toBe(true);
@@ -337,6 +361,9 @@ describe("enrollment, sign-in and my keys", () => {
     expectClearRefusal(last, 409);
     expect(last.json.error).toBe("ERR_LAST_KEY");
     expect(last.json.message).toMatch(/Add another key first/);
+    // Nor is a tap even asked for.
+    const lastOptions = await c.post(`/api/me/keys/${key1Id}/remove/options`, {});
+    expectClearRefusal(lastOptions, 409);
     const keys = await c.send("GET", "/api/me/keys");
     expect(keys.json.keys.map((k: { id: string }) => k.id)).toEqual([key1Id]);
     // The removed key cannot sign in any more.
@@ -357,7 +384,7 @@ describe("enrollment, sign-in and my keys", () => {
     const other = new Client(c.base);
     const { res } = await signIn(key3, "admin", other);
     expect(res.status).toBe(200);
-    const removed = await other.send("DELETE", `/api/me/keys/${key3Id}`, { json: {} });
+    const removed = await removeWithTap(other, key3Id, key3);
     expect(removed.status, removed.text).toBe(200);
     expect(removed.json).toEqual({ removed: key3Id, signedOut: true });
     expect(removed.setCookie.some((s) => /^cg_session=;/.test(s))).toBe(true);

@@ -92,7 +92,15 @@ describe("review: a registration started on a session finishes only while that s
     const pending = await post("/auth/webauthn/register/options", {}, thief.cookie);
     expect(pending.status, pending.text).toBe(200);
     // The owner notices and removes the stolen key: the thief's session is revoked.
-    const removed = await send("DELETE", `/api/me/keys/${encodeURIComponent(stolenId)}`, owner.cookie, {});
+    const options = await post(
+      `/api/me/keys/${encodeURIComponent(stolenId)}/remove/options`,
+      {},
+      owner.cookie,
+    );
+    expect(options.status, options.text).toBe(200);
+    const removed = await send("DELETE", `/api/me/keys/${encodeURIComponent(stolenId)}`, owner.cookie, {
+      response: ownerKey.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON),
+    });
     expect(removed.status, removed.text).toBe(200);
     expect((await send("GET", "/api/me", thief.cookie)).status).toBe(401);
     // Within the 5-minute challenge window the thief completes the registration anyway.
@@ -176,5 +184,98 @@ describe("review: a revoked session stays revoked for the data plane until its t
     expect(refreshed.status, refreshed.text).toBe(200);
     const exp = decodeJwt(refreshed.json.access_token).exp as number;
     expect(exp * 1000, "token exp is past the session's maxAge").toBeLessThanOrEqual(session.expiresAt);
+  });
+});
+
+describe("review: a write made with a session cookie needs that session's CSRF token", () => {
+  const noToken = { csrf: false } as const;
+
+  it("refuses writes without the token (403 ERR_CSRF) and changes nothing", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const owner = await enrollAdmin(key);
+    const spare = await addKey(owner.cookie, newKey());
+    const userId = h.identity.store.getUserByName("admin")!.id;
+    const path = `/api/me/keys/${encodeURIComponent(spare)}`;
+
+    const rename = await send("PATCH", path, owner.cookie, { nickname: "renamed by a forged page" }, noToken);
+    expect(rename.status, rename.text).toBe(403);
+    expect(rename.json).toMatchObject({ error: "ERR_CSRF", code: "ERR_CSRF" });
+    expect(rename.json.message).toMatch(/reload the page/);
+    expect(h.identity.store.getCredential(spare)!.nickname).not.toBe("renamed by a forged page");
+
+    // Even a genuine tap does not carry a removal that lacks the token (and the tap is not spent).
+    const options = await post(`${path}/remove/options`, {}, owner.cookie);
+    expect(options.status, options.text).toBe(200);
+    const response = key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON);
+    const remove = await send("DELETE", path, owner.cookie, { response }, noToken);
+    expect(remove.status, remove.text).toBe(403);
+    expect(remove.json.error).toBe("ERR_CSRF");
+    expect(h.identity.store.listCredentials(userId)).toHaveLength(2);
+    expect((await post(`${path}/remove/options`, {}, owner.cookie, noToken)).status).toBe(403);
+
+    const register = await post("/auth/webauthn/register/options", {}, owner.cookie, noToken);
+    expect(register.status, register.text).toBe(403);
+    expect(register.json.error).toBe("ERR_CSRF");
+
+    const logout = await post("/auth/logout", {}, owner.cookie, noToken);
+    expect(logout.status, logout.text).toBe(403);
+    expect((await send("GET", "/api/me", owner.cookie)).status).toBe(200); // still signed in
+
+    // With the token (as the page sends it), the same removal goes through.
+    const removed = await send("DELETE", path, owner.cookie, { response });
+    expect(removed.status, removed.text).toBe(200);
+    expect(h.identity.store.listCredentials(userId)).toHaveLength(1);
+  });
+
+  it("refuses another session's token, a forged one, and one sent twice", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const owner = await enrollAdmin(key);
+    const other = await signIn(key, "admin"); // a second session of the same person
+    const otherToken = (await send("GET", "/api/me", other.cookie)).json.csrfToken as string;
+    const ownToken = (await send("GET", "/api/me", owner.cookie)).json.csrfToken as string;
+    expect(otherToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(otherToken).not.toBe(ownToken);
+    const id = h.identity.store.listCredentials(h.identity.store.getUserByName("admin")!.id)[0]!.id;
+    const path = `/api/me/keys/${encodeURIComponent(id)}`;
+    for (const csrf of [
+      otherToken,
+      `${ownToken.slice(0, -1)}A`,
+      ownToken.slice(1),
+      "",
+      `${ownToken},${ownToken}`,
+    ]) {
+      const res = await send("PATCH", path, owner.cookie, { nickname: "forged" }, { csrf });
+      expect(res.status, `token ${JSON.stringify(csrf)}: ${res.text}`).toBe(403);
+      expect(res.json.error).toBe("ERR_CSRF");
+    }
+    expect(h.identity.store.getCredential(id)!.nickname).not.toBe("forged");
+    const ok = await send("PATCH", path, owner.cookie, { nickname: "mine" }, { csrf: ownToken });
+    expect(ok.status, ok.text).toBe(200);
+  });
+
+  it("GET never needs it; sign-in, and enrollment or a write without a live session, are not asked for it", async () => {
+    h = await startControlPlane();
+    const key = newKey();
+    const owner = await enrollAdmin(key);
+    for (const path of ["/api/me", "/api/me/keys", "/keys"]) {
+      expect((await send("GET", path, owner.cookie)).status, path).not.toBe(403);
+    }
+    // Signing in again from a browser that still has a session cookie.
+    const options = await post("/auth/webauthn/login/options", { username: "admin" }, owner.cookie, noToken);
+    expect(options.status, options.text).toBe(200);
+    const verify = await post(
+      "/auth/webauthn/login/verify",
+      { response: key.authenticate(options.json as PublicKeyCredentialRequestOptionsJSON) },
+      owner.cookie,
+      noToken,
+    );
+    expect(verify.status, verify.text).toBe(200);
+    // A cookie of a session that is over carries no authority: the route treats it as signed out.
+    await post("/auth/logout", {}, owner.cookie);
+    const stale = await post("/auth/webauthn/register/options", {}, owner.cookie, noToken);
+    expect(stale.status, stale.text).toBe(401);
+    expect(stale.json.error).toBe("ERR_NOT_SIGNED_IN");
   });
 });

@@ -11,6 +11,7 @@ import { disableUser, inviteUser } from "../src/identity/users/index.js";
 import { createSoftAuthenticator } from "../src/identity/webauthn/testing/softAuthenticator.js";
 import { openIdentityStore } from "../src/store/identityStore.js";
 import { runCli } from "./helpers/cli.js";
+import { csrfTokenFor, needsCsrf } from "./helpers/controlPlaneClient.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
 
 type Authenticator = ReturnType<typeof createSoftAuthenticator>;
@@ -24,11 +25,17 @@ async function api(
   method = body === undefined ? "GET" : "POST",
   // biome-ignore lint/suspicious/noExplicitAny: responses are inspected field by field
 ): Promise<{ status: number; json: any; cookie?: string }> {
+  // A signed-in write carries the session's CSRF token, read from GET /api/me as the pages do.
+  const csrf =
+    cookie && needsCsrf(method, path)
+      ? await csrfTokenFor(h.controlUrl, cookie.replace(/^cg_session=/, ""))
+      : undefined;
   const res = await fetch(`${h.controlUrl}${path}`, {
     method,
     headers: {
       ...(body !== undefined ? { "content-type": "application/json" } : {}),
       ...(cookie ? { cookie } : {}),
+      ...(csrf !== undefined ? { "x-cosmosgate-csrf": csrf } : {}),
       origin: h.controlUrl,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -173,11 +180,14 @@ describe("passkey identity end to end: enroll, sign in, Cosmos DB through the da
     // The first key's token works (and is now in the verified-token cache)...
     const auth = (t: string) => ({ authorization: `type=aad&ver=1.0&sig=${t}` });
     expect((await h.raw("GET", "/dbs/keys", auth(token))).status).toBe(200);
-    // ...until the first key is removed: the very next request is refused.
+    // ...until the first key is removed (confirmed by a tap of the second): the very next request is refused.
+    const path = `/api/me/keys/${encodeURIComponent(firstCredential)}`;
+    const options = await api(h, `${path}/remove/options`, {}, viaSecond.cookie);
+    expect(options.status, JSON.stringify(options.json)).toBe(200);
     const removed = await api(
       h,
-      `/api/me/keys/${encodeURIComponent(firstCredential)}`,
-      {},
+      path,
+      { response: second.authenticate(options.json) },
       viaSecond.cookie,
       "DELETE",
     );

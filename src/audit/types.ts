@@ -94,6 +94,7 @@ export const AUDIT_EVENT_TYPES = [
   "user.enrolled",
   "user.disabled",
   "user.enabled",
+  "user.groups_changed",
   "signin.succeeded",
   "signin.failed",
   "credential.added",

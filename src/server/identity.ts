@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { join } from "node:path";
+import { loadAuthenticatorNames } from "../audit/keysReport.js";
 import type { AuditDetails, AuditEvent } from "../audit/types.js";
 import type { LoadedConfig } from "../config/load.js";
 import { resolveConfigPath } from "../config/load.js";
@@ -13,6 +14,7 @@ import {
 import { createTokenIssuer, type TokenIssuer } from "../identity/tokens/issue.js";
 import { loadKek } from "../identity/tokens/keyEncryption.js";
 import { createKeyring, type Keyring, type KeyringEvent } from "../identity/tokens/keyring.js";
+import { type AuthenticatorNames, authenticatorNames } from "../identity/webauthn/authenticatorNames.js";
 import { createWebAuthn, type WebAuthn } from "../identity/webauthn/index.js";
 import { openIdentityStore, type SqliteIdentityStore } from "../store/identityStore.js";
 import type { IdentityStore } from "../store/ports.js";
@@ -258,6 +260,11 @@ export interface IdentityServices {
   describeEvent(e: IdentityEvent): IdentityEvent;
   /** The `iss` of the gateway's own tokens: the control plane's public URL. */
   issuerUrl: string;
+  /**
+   * An authenticator model's name by AAGUID, for display: the configured FIDO metadata file's
+   * descriptions (`identity.authenticators.metadataFile`), then a built-in list of common models.
+   */
+  authenticatorName: AuthenticatorNames;
   close(): void;
 }
 
@@ -327,6 +334,12 @@ export async function createIdentityServices(
       events: (e) => deps.events(describeEvent(sessionIdentityEvent(store, e))),
     });
     const revocation = createRevocationChecker(store, { issuers: [issuerUrl] });
+    const metadataFile = id.authenticators.metadataFile;
+    const authenticatorName = authenticatorNames(
+      metadataFile !== undefined
+        ? loadAuthenticatorNames(resolveConfigPath(loaded, metadataFile))
+        : undefined,
+    );
     return {
       store,
       webauthn,
@@ -337,6 +350,7 @@ export async function createIdentityServices(
       credentials,
       describeEvent,
       issuerUrl,
+      authenticatorName,
       close() {
         keyring.stop();
         store.close();

@@ -399,6 +399,7 @@ function prepare(db: Database) {
     setUserDisabled: db.prepare<[number, string, number]>(
       "UPDATE users SET disabled = ? WHERE id = ? AND disabled <> ?",
     ),
+    setUserGroups: db.prepare<[string, string]>("UPDATE users SET groups = ? WHERE id = ?"),
     userExists: one<number>("SELECT 1 FROM users WHERE id = ?").pluck(),
     disabledNames: db.prepare<[], string>("SELECT name FROM users WHERE disabled = 1").pluck(),
     // invites
@@ -411,6 +412,9 @@ function prepare(db: Database) {
       "UPDATE invites SET used_at = ? WHERE secret_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING *",
     ),
     invite: one<InviteRow>("SELECT * FROM invites WHERE secret_hash = ?"),
+    pendingInvites: db.prepare<[number], InviteRow>(
+      "SELECT * FROM invites WHERE used_at IS NULL AND expires_at > ? ORDER BY user_name, expires_at",
+    ),
     // credentials
     insertCredential: db.prepare<[Params<typeof credentialParams>]>(
       "INSERT INTO credentials (id, user_id, public_key, counter, transports, aaguid, fmt, device_bound, " +
@@ -808,6 +812,16 @@ class SqliteStore implements IdentityStore {
     this.#advance(epoch);
   }
 
+  setUserGroups(id: string, groups: string[]): void {
+    let changes: number;
+    try {
+      changes = this.#s.setUserGroups.run(JSON.stringify(groups), id).changes;
+    } catch (err) {
+      throw writeError(err, `set the groups of the user "${id}"`);
+    }
+    if (changes === 0) throw notFound("the user", id, "list users to find the right id");
+  }
+
   countUsers(): number {
     return this.#s.countUsers.get()!;
   }
@@ -840,6 +854,10 @@ class SqliteStore implements IdentityStore {
   getInvite(secretHash: string): InviteRecord | undefined {
     const r = this.#s.invite.get(secretHash);
     return r === undefined ? undefined : toInvite(r);
+  }
+
+  listPendingInvites(now: number): InviteRecord[] {
+    return this.#s.pendingInvites.all(now).map(toInvite);
   }
 
   // ---- credentials ----

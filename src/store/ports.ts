@@ -113,12 +113,16 @@ export interface IdentityStore {
   getUserByWebauthnId(webauthnUserId: string): UserRecord | undefined;
   listUsers(): UserRecord[];
   setUserDisabled(id: string, disabled: boolean): void;
+  /** Replaces the user's groups (they reach tokens issued from now on); throws `ERR_STORE_NOT_FOUND` for an unknown id. */
+  setUserGroups(id: string, groups: string[]): void;
   countUsers(): number;
   // invites
   createInvite(i: InviteRecord): void;
   /** Marks the invite used and returns it, atomically; undefined when unknown, used or expired at `now`. */
   redeemInvite(secretHash: string, now: number): InviteRecord | undefined;
   getInvite(secretHash: string): InviteRecord | undefined;
+  /** Invites neither used nor expired at `now`, by user name (enrollments still awaited). */
+  listPendingInvites(now: number): InviteRecord[];
   // credentials
   addCredential(c: CredentialRecord): void;
   getCredential(id: string): CredentialRecord | undefined;

@@ -8,6 +8,7 @@ import pino from "pino";
 import { type Browser, type CDPSession, chromium, type Page } from "playwright-core";
 import { loadConfig } from "../../src/config/load.js";
 import { firstAdminInvite } from "../../src/identity/users/index.js";
+import type { ConsoleDeps } from "../../src/server/controlPlane/context.js";
 import { createControlPlane } from "../../src/server/controlPlane/index.js";
 import {
   createIdentityServices,
@@ -45,6 +46,8 @@ export async function startControlPlane(
     extraIdentityYaml?: string;
     /** The public URL's scheme; the listener itself is always plain HTTP. Default "http". */
     scheme?: "http" | "https";
+    /** The web console's dependencies (status, static files); without them its routes are absent. */
+    console?: ConsoleDeps;
   } = {},
 ): Promise<ControlPlaneHarness> {
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-cp-"));
@@ -91,6 +94,7 @@ log: {level: debug}
     events: sink,
     cookieSecret: randomBytes(32).toString("base64url"),
     health: () => ({ status: "ok", test: true }),
+    ...(opts.console !== undefined ? { console: opts.console } : {}),
   });
   await app.listen({ host: "127.0.0.1", port });
   return {

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { IdentityStore } from "../../store/ports.js";
+import { checkGroups } from "./checkGroups.js";
 import { UserError } from "./errors.js";
 import { hashInviteSecret } from "./hashInviteSecret.js";
 import { DEFAULT_INVITE_TTL_MS, USER_NAME, type UserEvents } from "./types.js";
@@ -29,7 +30,6 @@ export interface InviteResult {
 }
 
 const MAX_TTL_MS = 30 * 24 * 60 * 60 * 1000;
-const GROUP = /^\P{Cc}{1,128}$/u;
 
 /**
  * Invites a new user: stores an invite (only the SHA-256 of its secret) that lets one person enroll
@@ -54,16 +54,7 @@ export function inviteUser(store: IdentityStore, opts: InviteUserOptions): Invit
       `user name ${JSON.stringify(String(name).slice(0, 80))} is not valid; use 1–64 characters of A–Z, a–z, 0–9, ".", "_", "@", "-".`,
     );
   }
-  if (
-    !Array.isArray(groups) ||
-    groups.length > 64 ||
-    !groups.every((g) => typeof g === "string" && GROUP.test(g))
-  ) {
-    throw new UserError(
-      "ERR_USER_INVALID",
-      "groups must be a list of at most 64 names, each 1–128 characters without control characters.",
-    );
-  }
+  const uniqueGroups = checkGroups(groups);
   if (typeof admin !== "boolean") throw new UserError("ERR_USER_INVALID", "admin must be true or false.");
   if (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_TTL_MS) {
     throw new UserError("ERR_USER_INVALID", "the invite lifetime must be between 1 ms and 30 days.");
@@ -80,7 +71,7 @@ export function inviteUser(store: IdentityStore, opts: InviteUserOptions): Invit
   store.createInvite({
     secretHash: hashInviteSecret(secret),
     userName: name,
-    groups: [...new Set(groups)],
+    groups: uniqueGroups,
     admin,
     createdAt: now,
     expiresAt,
@@ -93,7 +84,7 @@ export function inviteUser(store: IdentityStore, opts: InviteUserOptions): Invit
     decision: "allow",
     // Never the secret (nor its hash): the invite is known by its user name and expiry.
     details: {
-      groups: [...new Set(groups)].join(","),
+      groups: uniqueGroups.join(","),
       admin,
       expiresAt: new Date(expiresAt).toISOString(),
       ...(createdBy !== undefined ? { createdBy } : {}),

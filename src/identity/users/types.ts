@@ -16,3 +16,9 @@ export const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
 /** Default invite lifetime: 24 hours. */
 export const DEFAULT_INVITE_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** A group name: 1–128 characters, no control characters. */
+export const GROUP_NAME = /^\P{Cc}{1,128}$/u;
+
+/** At most this many groups per user (or invite). */
+export const MAX_GROUPS = 64;

@@ -8,6 +8,7 @@ import {
   hashInviteSecret,
   inviteUser,
   listUsers,
+  setUserGroups,
   UserError,
   type UserEvent,
 } from "./index.js";
@@ -176,5 +177,83 @@ describe("disableUser / enableUser / listUsers", () => {
     addUser("ada");
     addUser("Bob");
     expect(listUsers(store).map((u) => u.name)).toEqual(["Bob", "ada", "zoe"]);
+  });
+});
+
+describe("setUserGroups", () => {
+  const session = (id: string, userId: string) =>
+    store.createSession({
+      id,
+      userId,
+      credentialId: "c1",
+      amr: ["hwk"],
+      authTime: now,
+      createdAt: now,
+      expiresAt: now + 3_600_000,
+    });
+
+  it("adding groups changes them without revoking sessions", () => {
+    const ada = addUser("ada", { groups: ["analysts"] });
+    session("s1", ada.id);
+    const r = setUserGroups(store, "ada", ["analysts", "ops", "ops"], clock, (e) => events.push(e));
+    expect(r).toMatchObject({ added: ["ops"], removed: [], revokedSessions: [] });
+    expect(store.getUserByName("ada")?.groups).toEqual(["analysts", "ops"]);
+    expect(store.getSession("s1")?.revokedAt).toBeUndefined();
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: "user.groups_changed",
+        subject: "ada",
+        details: { groups: "analysts,ops", added: "ops", removed: "", revokedSessions: 0 },
+      }),
+    ]);
+  });
+
+  it("taking a group away revokes the user's sessions at once", () => {
+    const ada = addUser("ada", { groups: ["analysts", "writers"] });
+    session("s1", ada.id);
+    const r = setUserGroups(store, "ada", ["analysts"], clock, (e) => events.push(e));
+    expect(r).toMatchObject({ added: [], removed: ["writers"], revokedSessions: ["s1"] });
+    expect(store.getSession("s1")).toMatchObject({ revokedAt: now, revokedReason: "groups changed" });
+    expect(events[0]?.reason).toMatch(/1 session\(s\) revoked/);
+  });
+
+  it("setting the same groups changes and emits nothing", () => {
+    addUser("ada", { groups: ["a", "b"] });
+    expect(setUserGroups(store, "ada", ["b", "a"], clock, (e) => events.push(e)).revokedSessions).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it.each([
+    [["x".repeat(129)]],
+    [[""]],
+    [["a\u0000b"]],
+    [[1]],
+    ["analysts"],
+    [Array.from({ length: 65 }, (_, i) => `g${i}`)],
+  ])("refuses the group list %j (400) and changes nothing", (groups) => {
+    addUser("ada", { groups: ["analysts"] });
+    expect(userError(() => setUserGroups(store, "ada", groups, clock))).toMatchObject({
+      code: "ERR_USER_INVALID",
+      status: 400,
+    });
+    expect(store.getUserByName("ada")?.groups).toEqual(["analysts"]);
+  });
+
+  it("refuses an unknown user (404)", () => {
+    expect(userError(() => setUserGroups(store, "nobody", [], clock)).status).toBe(404);
+  });
+});
+
+describe("listPendingInvites", () => {
+  it("lists invites neither used nor expired, by user name", () => {
+    inviteUser(store, { name: "zoe", groups: [], admin: false, clock });
+    const ada = inviteUser(store, { name: "ada", groups: ["ops"], admin: true, clock, expiresInMs: 60_000 });
+    const used = inviteUser(store, { name: "bob", groups: [], admin: false, clock });
+    store.redeemInvite(hashInviteSecret(used.secret), now);
+    expect(store.listPendingInvites(now).map((i) => [i.userName, i.expiresAt])).toEqual([
+      ["ada", ada.expiresAt],
+      ["zoe", now + 24 * 3600 * 1000],
+    ]);
+    expect(store.listPendingInvites(now + 60_000).map((i) => i.userName)).toEqual(["zoe"]);
   });
 });

@@ -9,7 +9,8 @@
  *   must carry the header `x-cosmosgate-csrf: <MeView.csrfToken>` (and `content-type:
  *   application/json`); without it → 403 `ERR_CSRF`.
  * - Administrator-only routes answer 403 `ERR_FORBIDDEN` to other people.
- * - Errors: `{code, message}` with a status; `message` says what to do.
+ * - Errors: `{code, message}` with a status; `message` says what to do. (The body also carries
+ *   `error`, the same code, as the pages and the CLI read it.)
  * - Times are ISO 8601 strings unless named `...Ms` or `seq`.
  */
 
@@ -18,10 +19,11 @@ import type { AuditRecord } from "../../audit/types.js";
 /** The header that carries the per-session CSRF token on writes. */
 export const CSRF_HEADER = "x-cosmosgate-csrf";
 
-/** An API error body. */
+/** An API error body (`error` repeats `code`). */
 export interface ApiErrorBody {
   code: string;
   message: string;
+  error?: string;
 }
 
 // ---------------------------------------------------------------- me ----
@@ -66,8 +68,11 @@ export interface KeysView {
 
 /**
  * Removing a key needs a tap: `POST /api/me/keys/:id/remove/options` → WebAuthn request options
- * (JSON, for `startAuthentication`) whose challenge is bound to removing that key; then
- * `DELETE /api/me/keys/:id` with body {@link RemoveKeyRequest}.
+ * (JSON, for `startAuthentication`) whose challenge is bound to removing that key from this session;
+ * then `DELETE /api/me/keys/:id` with body {@link RemoveKeyRequest}. Without a valid assertion
+ * (missing, malformed, expired, already used, bound to another key or session) → 403
+ * `ERR_TAP_REQUIRED`; the last usable key → 409 `ERR_LAST_KEY` (from the options already). No recent
+ * sign-in is needed: the tap is the proof.
  */
 export interface RemoveKeyRequest {
   /** The assertion `startAuthentication` returned, by any of the person's usable keys. */
@@ -106,7 +111,10 @@ export interface PersonView {
   pendingInvite: { expiresAt: string } | null;
 }
 
-/** `GET /api/people` (administrators). */
+/**
+ * `GET /api/people` (administrators), by name. People invited who have not enrolled yet are listed
+ * too: no keys, `pendingInvite` set (they cannot be disabled or regrouped until they enroll: 404).
+ */
 export interface PeopleView {
   people: PersonView[];
 }
@@ -126,19 +134,24 @@ export interface InviteView {
 }
 
 // Also (administrators), each answering the updated PersonView:
-//   POST /api/people/:name/disable   {}  — signs them out everywhere (not the last administrator)
+//   POST /api/people/:name/disable   {}  — signs them out everywhere (not the last administrator: 409)
 //   POST /api/people/:name/enable    {}
-//   PUT  /api/people/:name/groups    {groups: string[]}
+//   PUT  /api/people/:name/groups    {groups: string[]}  — at most 64, 1–128 characters each; taking
+//        a group away signs them out everywhere (tokens naming it stop at once)
 //   POST /api/people/:name/keys/:id/reenable  {}  — a suspended key works again
+// A name that is not a user name is 400 `ERR_BAD_REQUEST`; an unknown person or key 404.
 
 // ------------------------------------------------------------- audit ----
 
 /**
  * Filters of the audit routes, as query parameters. `actor` is a subject, `key` a credential ID,
- * `action` a short action name, `resource` a resource path prefix, `decision` allow|deny|error,
- * `type` an event type, `from`/`to` ISO times or relative ("1h", "7d"). People who are not
- * administrators see only their own records: `actor` is forced to themselves, and asking for
- * someone else is 403 `ERR_FORBIDDEN`.
+ * `action` a short action name, `resource` a resource path — exact ("/dbs/shop/colls/orders"),
+ * everything below a path ending in "/" ("/dbs/shop/colls/orders/"), or a prefix ending in "*"
+ * ("/dbs/shop/colls/ord*"), as `cosmosgate audit search --resource` —, `decision` allow|deny|error,
+ * `type` an event type or a prefix ending in "*" ("credential.*"), `from`/`to` ISO times or relative
+ * ("1h", "7d"; `from` included, `to` not). People who are not administrators see only their own
+ * records: `actor` is forced to themselves, and asking for someone else is 403 `ERR_FORBIDDEN`.
+ * An unknown, repeated or malformed parameter is 400 `ERR_BAD_QUERY`, its message naming it.
  */
 export interface AuditQuery {
   actor?: string;
@@ -151,14 +164,22 @@ export interface AuditQuery {
   to?: string;
 }
 
-/** `GET /api/audit/records?...&limit=100&before=SEQ` — newest first. */
+/**
+ * `GET /api/audit/records?...&limit=100&before=SEQ` — newest first (by time, then seq); `limit` 1 to
+ * 500. `before` is the `next` of the previous page (a record this person may see, else 400).
+ */
 export interface AuditPage {
   records: AuditRecord[];
   /** Pass as `before` for the next (older) page; null at the end. */
   next: number | null;
 }
 
-/** `GET /api/audit/timeline?...&buckets=48` — allowed and denied counts over time. */
+/**
+ * `GET /api/audit/timeline?...&buckets=48` — allowed and denied counts over time (at most 200
+ * buckets; default window: the last 24 hours). `deny` counts every refused record: decision `deny`
+ * or `error`. The first and last buckets may start before `from` / end after `to`; only records
+ * inside [from, to) are counted.
+ */
 export interface TimelineView {
   from: string;
   to: string;
@@ -184,35 +205,63 @@ export interface AuditRecordDetail {
   checkpoint: { seq: number; time: string; kid: string; signatureOk: boolean; coversRecord: boolean } | null;
 }
 
-// `GET /api/audit/keys?from&to` → the key-usage report as JSON (src/audit/keysReport.ts KeysReport);
-//   administrators: every key; others: their own keys only.
-// `GET /api/audit/export?format=csv|jsonl&<AuditQuery>` → a file download of the current filter.
+// `GET /api/audit/records/:seq` → AuditRecordDetail; someone else's record is 404 to a non-administrator.
+// `GET /api/audit/keys?from&to` → the key-usage report as JSON (src/audit/keysReport.ts KeysReport;
+//   default window: the last 30 days); administrators: every key; others: the keys the identity
+//   store says are theirs, with `overall` and `totals` summed over those keys only.
+// `GET /api/audit/export?format=csv|jsonl&<AuditQuery>` → a file download of the current filter
+//   (default jsonl; content-disposition: attachment), records in chain (seq) order; at most 2 at
+//   once per session (429 `ERR_TOO_MANY_EXPORTS`).
 // `GET /api/audit/stream?<AuditQuery>` → text/event-stream; each new matching record is an event
-//   `record` whose data is the AuditRecord JSON (live tail).
+//   `record` (`id:` its seq) whose data is the AuditRecord JSON (live tail); comment lines as
+//   heartbeat; `Last-Event-ID` resumes (up to the last 1000 records); an event `end` (data
+//   `{reason}`) before the server closes it (session over, shutdown). At most 3 streams per session
+//   (429 `ERR_TOO_MANY_STREAMS`).
 
 // ------------------------------------------------------------ policy ----
 
 /** One rule of a role. */
 export interface RuleView {
-  /** Allowed actions, short names. */
+  /** Allowed actions, as written (short names, `*`, or native data actions). */
   allow: string[];
-  /** Scope, e.g. "/dbs/shop/colls/orders". */
+  /** Scope, e.g. "/dbs/shop/colls/orders". A rule with several scopes is one RuleView per scope. */
   on: string;
+  /** The rule's index in its role, as an explanation's `matched.rule` names it. */
+  rule?: number;
 }
 
-/** What a role becomes in Cosmos DB's native RBAC, where it can be expressed. */
+/**
+ * A Cosmos DB SQL role definition, as `az cosmosdb sql role definition create --body` takes it.
+ * Scopes are relative to the account ("/", "/dbs/DB", "/dbs/DB/colls/C"), as the az CLI takes them;
+ * the ARM REST API and templates want them prefixed with the account's ARM id (see `notes`).
+ */
+export interface NativeRoleDefinitionView {
+  RoleName: string;
+  Type: "CustomRole";
+  AssignableScopes: string[];
+  Permissions: { DataActions: string[] }[];
+}
+
+/** What a role becomes in Cosmos DB's native RBAC, where it can be expressed (src/policy/nativeRbac.ts). */
 export interface NativeRoleView {
-  /** A Cosmos DB SQL role definition (az cosmosdb sql role definition create --body), or null. */
-  definition: {
-    RoleName: string;
-    Type: "CustomRole";
-    AssignableScopes: string[];
-    Permissions: { DataActions: string[] }[];
-  } | null;
+  /**
+   * The one Cosmos DB SQL role definition the role maps to, or null: when a built-in role fits
+   * (`builtIn`), when nothing is expressible, or when several definitions are needed (`definitions`).
+   */
+  definition: NativeRoleDefinitionView | null;
+  /**
+   * Set when the role grants different actions on different scopes: one definition per distinct set
+   * of data actions (a native definition grants the same actions wherever it is assigned).
+   */
+  definitions?: NativeRoleDefinitionView[];
   /** Built-in role it equals, e.g. "Cosmos DB Built-in Data Reader" (ID 00000000-0000-0000-0000-000000000001). */
   builtIn?: { name: string; id: string };
+  /** Where to assign the definition(s) or the built-in role, relative to the account. */
+  assignAt?: string[];
   /** What cannot be expressed natively (e.g. "manage has no data action"), empty when all of it can. */
   notExpressible: string[];
+  /** How to use the result: scope format (az CLI vs ARM), members, several definitions. */
+  notes?: string[];
 }
 
 /** A role of the loaded policy. */

@@ -2,11 +2,15 @@ import fastifyCookie from "@fastify/cookie";
 import Fastify, { type FastifyInstance } from "fastify";
 import { requestOrigin } from "../identity.js";
 import type { ControlPlaneContext, ControlPlaneDeps } from "./context.js";
+import { checkCsrf } from "./csrf.js";
 import { ApiError, toErrorReply } from "./errors.js";
 import { PAGE_CSP } from "./pages/html.js";
 import { accountRoutes } from "./routes/account.js";
 import { type AuditCheckpointSource, auditCheckpointRoutes } from "./routes/auditCheckpoints.js";
 import { ceremonyRoutes } from "./routes/ceremonies.js";
+import { consoleRoutes } from "./routes/console.js";
+import { consoleAuditRoutes } from "./routes/consoleAudit.js";
+import { consolePolicyRoutes } from "./routes/consolePolicy.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { pageRoutes, readWebAuthnBundle } from "./routes/pages.js";
 import { wellKnownRoutes } from "./routes/wellKnown.js";
@@ -23,13 +27,16 @@ const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  * JWKS and discovery, health — as a Fastify instance that is not listening yet: the gateway calls
  * `app.listen({ host, port })` (or serves `app.server`) and `app.close()` on shutdown.
  *
- * Contract: JSON in and out; refusals are `{error, message}` with a 4xx status (`{error,
- * error_description}` on /oauth/token and /oauth/revoke, RFC 6749 §5.2); malformed input is a 400,
- * never a 500. Writes must be `content-type: application/json` (415 otherwise; the OAuth token and
- * revocation endpoints also take forms): with the SameSite=Strict session cookie, that is the CSRF
- * defence, since a cross-site form cannot send JSON. Pages carry a strict CSP and load their script
- * from /assets/. Fastify's own request logging is off (URLs can carry invites); one summary line per
- * request goes to `deps.log` with the route pattern, never the query, body or cookies.
+ * Contract: JSON in and out; refusals are `{error, code, message}` with a 4xx status (`error` and
+ * `code` are the same stable code; `{error, error_description}` on /oauth/token and /oauth/revoke,
+ * RFC 6749 §5.2); malformed input is a 400, never a 500. Writes must be `content-type:
+ * application/json` (415 otherwise; the OAuth token and revocation endpoints also take forms): with
+ * the SameSite=Strict session cookie, a cross-site form cannot send them. On top of that, every
+ * write under /api/ and /auth/ made with a live session cookie carries the session's CSRF token
+ * (`x-cosmosgate-csrf`, from `GET /api/me`; csrf.ts), else 403 `ERR_CSRF`. Pages carry a strict CSP
+ * and load their script from /assets/; the web console is served at /console/ (routes/console.ts).
+ * Fastify's own request logging is off (URLs can carry invites); one summary line per request goes
+ * to `deps.log` with the route pattern, never the query, body or cookies.
  *
  * @throws {TypeError} when `cookieSecret` is shorter than 32 characters.
  *
@@ -124,6 +131,12 @@ export function createControlPlane(
     );
   });
 
+  // CSRF, second layer: a cookie-authenticated write under /api/ and /auth/ carries the session's
+  // token (csrf.ts). After the content-type check, still before the body is read.
+  app.addHook("onRequest", async (request) => {
+    checkCsrf(ctx, request);
+  });
+
   // The audit's request origin: each handler runs inside requestOrigin.run (a callback hook, so the
   // handler is called synchronously from `done` and everything it awaits inherits the store), and
   // identity events emitted anywhere below it carry the client's address and user agent.
@@ -173,13 +186,15 @@ export function createControlPlane(
       if (r.status === 401) reply.header("www-authenticate", 'Basic realm="cosmosgate"');
       return { error: r.oauthError, error_description: r.message };
     }
-    return { error: r.code, message: r.message };
+    // `error` for the pages and the CLI, `code` as the console API's contract names it.
+    return { error: r.code, code: r.code, message: r.message };
   });
 
   app.setNotFoundHandler(async (request, reply) => {
     reply.code(404).type("application/json; charset=utf-8");
     return {
       error: "ERR_NOT_FOUND",
+      code: "ERR_NOT_FOUND",
       message: `no route ${request.method} ${request.url.split("?")[0].slice(0, 200)} on the control plane.`,
     };
   });
@@ -197,6 +212,9 @@ export function createControlPlane(
       return metrics.text();
     });
   }
+  consoleRoutes(app, ctx);
+  consoleAuditRoutes(app, ctx);
+  consolePolicyRoutes(app, ctx);
   pageRoutes(app, ctx, webauthnBundle);
   return app;
 }

@@ -12,9 +12,10 @@ export interface SignedIn {
 }
 
 /**
- * How recently the key must have been tapped (the session's `authTime`) to add or remove a key:
- * 5 minutes. A session lives up to 12 h; without this, a stolen session cookie alone could enroll
- * the thief's key or remove the owner's, and keep the account. Signing in again restarts the clock.
+ * How recently the key must have been tapped (the session's `authTime`) to add a key: 5 minutes. A
+ * session lives up to 12 h; without this, a stolen session cookie alone could enroll the thief's
+ * key and keep the account. Signing in again restarts the clock. (Removing a key is confirmed by a
+ * tap of its own, so it does not depend on this.)
  */
 export const REAUTH_MAX_AGE_MS = 5 * 60_000;
 

@@ -34,35 +34,43 @@ export async function signInWithKey(ctx: ControlPlaneContext, response: unknown)
   return { user: verified.user, credential: verified.credential, amr: verified.amr, session, refreshToken };
 }
 
-/** The OAuth token response (RFC 6749 §5.1) for a session. */
-export interface TokenResponse {
+/** An access token for a session, without a refresh token. */
+export interface AccessTokenResponse {
   access_token: string;
   token_type: "Bearer";
   expires_in: number;
+}
+
+/** The OAuth token response (RFC 6749 §5.1) for a session. */
+export interface TokenResponse extends AccessTokenResponse {
   refresh_token: string;
 }
 
-/** The audit event of a token response: `token.issued` (a sign-in, a code exchange) or `token.refreshed`. */
+/** The audit event of a token response: `token.issued` (a sign-in, a code exchange, the console) or `token.refreshed`. */
 export interface TokenAudit {
   type: "token.issued" | "token.refreshed";
   reason: string;
-  /** How the token was obtained: "webauthn", "authorization_code" or "refresh_token". */
-  grant: "webauthn" | "authorization_code" | "refresh_token";
+  /** How the token was obtained: "webauthn", "authorization_code", "refresh_token", or "console" (`POST /api/me/token`). */
+  grant: "webauthn" | "authorization_code" | "refresh_token" | "console";
 }
 
 /**
- * Issues an access token for a session (its user, key, `amr` and `auth_time`) and pairs it with the
- * session's current refresh token. The token expires no later than the session (`exp` is capped at
- * the session's `expiresAt`, and `expires_in` follows); a session that has reached its maximum age
- * gets no token (400 `invalid_grant`). Emits `audit` with the token's `jti` (never the token).
+ * Issues an access token for a session (its user, key, `amr` and `auth_time`). The token expires
+ * no later than the session (`exp` is capped at the session's `expiresAt`, and `expires_in`
+ * follows); a session that has reached its maximum age gets no token (400 `invalid_grant`). Emits
+ * `audit` with the token's `jti` (never the token).
+ *
+ * @example
+ * ```ts
+ * const token = await issueAccessToken(ctx, user, session, { type: "token.issued", reason, grant: "console" });
+ * ```
  */
-export async function tokensFor(
+export async function issueAccessToken(
   ctx: ControlPlaneContext,
   user: UserRecord,
   session: SessionRecord,
-  refreshToken: string,
   audit: TokenAudit,
-): Promise<TokenResponse> {
+): Promise<AccessTokenResponse> {
   if (Math.floor(session.expiresAt / 1000) <= Math.floor(ctx.clock() / 1000)) {
     throw new OAuthError(
       400,
@@ -89,12 +97,21 @@ export async function tokensFor(
     decision: "allow",
     details: { grant: audit.grant, expiresIn: issued.expires_in, amr: session.amr.join(",") },
   });
-  return {
-    access_token: issued.access_token,
-    token_type: "Bearer",
-    expires_in: issued.expires_in,
-    refresh_token: refreshToken,
-  };
+  return { access_token: issued.access_token, token_type: "Bearer", expires_in: issued.expires_in };
+}
+
+/**
+ * {@link issueAccessToken} paired with the session's current refresh token: the OAuth token
+ * response of a sign-in, a code exchange or a refresh.
+ */
+export async function tokensFor(
+  ctx: ControlPlaneContext,
+  user: UserRecord,
+  session: SessionRecord,
+  refreshToken: string,
+  audit: TokenAudit,
+): Promise<TokenResponse> {
+  return { ...(await issueAccessToken(ctx, user, session, audit)), refresh_token: refreshToken };
 }
 
 /**
@@ -120,13 +137,13 @@ export function checkSession(
 }
 
 /**
- * Refuses a sensitive account change (adding or removing a key) unless the session's key was tapped
- * within {@link REAUTH_MAX_AGE_MS}: 403 `reauthentication_required` (the "my keys" page then sends
- * the person to sign in again).
+ * Refuses adding a key unless the session's key was tapped within {@link REAUTH_MAX_AGE_MS}: 403
+ * `reauthentication_required` (the "my keys" page then sends the person to sign in again). Removing
+ * a key needs no recent sign-in: it is confirmed by a tap of its own (routes/account.ts).
  */
 export function requireRecentAuth(ctx: ControlPlaneContext, session: SessionRecord): void {
   if (ctx.clock() - session.authTime <= REAUTH_MAX_AGE_MS) return;
-  throw new ApiError(403, "reauthentication_required", "sign in again with your key to add or remove keys");
+  throw new ApiError(403, "reauthentication_required", "sign in again with your key to add another key");
 }
 
 /** 401 for the JSON API when the request is not signed in. */

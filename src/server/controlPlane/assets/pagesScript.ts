@@ -52,11 +52,39 @@ export const PAGES_SCRIPT = `(function () {
     }
   }
 
-  function api(method, path, body) {
+  // The session's CSRF token (GET /api/me), sent as x-cosmosgate-csrf on writes under /api/ and
+  // /auth/ (the sign-in ceremony excepted). "My keys" is always signed in: it reads the token before
+  // its first write. The other pages are usually signed out and need none; should a session cookie
+  // be there after all, the write is refused with ERR_CSRF and sent again once with the token.
+  var csrfToken = "";
+  var signedInPage = document.body.getAttribute("data-page") === "keys";
+
+  function needsCsrf(path) {
+    return (path.indexOf("/api/") === 0 || path.indexOf("/auth/") === 0) && path.indexOf("/auth/webauthn/login/") !== 0;
+  }
+
+  function loadCsrf() {
+    return fetch("/api/me", { credentials: "same-origin", headers: { accept: "application/json" } }).then(
+      function (res) {
+        if (!res.ok) return "";
+        return res.json().then(function (me) {
+          csrfToken = (me && me.csrfToken) || "";
+          return csrfToken;
+        });
+      },
+      function () {
+        return "";
+      }
+    );
+  }
+
+  function send(method, path, body, token) {
+    var headers = { "content-type": "application/json", accept: "application/json" };
+    if (token && needsCsrf(path)) headers["x-cosmosgate-csrf"] = token;
     return fetch(path, {
       method: method,
       credentials: "same-origin",
-      headers: { "content-type": "application/json", accept: "application/json" },
+      headers: headers,
       body: JSON.stringify(body || {})
     }).then(function (res) {
       return res.text().then(function (text) {
@@ -66,6 +94,31 @@ export const PAGES_SCRIPT = `(function () {
         } catch (e) {
           data = null;
         }
+        return { res: res, data: data };
+      });
+    }, function () {
+      throw new Error("The gateway cannot be reached. Check your connection and try again.");
+    });
+  }
+
+  function api(method, path, body) {
+    var first = signedInPage && !csrfToken && needsCsrf(path) ? loadCsrf() : Promise.resolve(csrfToken);
+    return first
+      .then(function (token) {
+        return send(method, path, body, token);
+      })
+      .then(function (r) {
+        if (r.res.status === 403 && r.data && r.data.error === "ERR_CSRF") {
+          // The token is missing or stale (a session began or changed since): read it, send once more.
+          return loadCsrf().then(function (token) {
+            return send(method, path, body, token);
+          });
+        }
+        return r;
+      })
+      .then(function (r) {
+        var res = r.res;
+        var data = r.data;
         if (!res.ok) {
           var message = data && (data.message || data.error_description);
           var err = new Error(sentence(message || "The gateway answered with status " + res.status + ". Try again."));
@@ -75,9 +128,6 @@ export const PAGES_SCRIPT = `(function () {
         }
         return data;
       });
-    }, function () {
-      throw new Error("The gateway cannot be reached. Check your connection and try again.");
-    });
   }
 
   function supported() {
@@ -250,8 +300,8 @@ export const PAGES_SCRIPT = `(function () {
           return;
         }
         if (err.status === 403 && err.apiCode === "reauthentication_required") {
-          // Adding or removing a key needs a tap within the last 5 minutes: sign in again, then back here.
-          flash("To add or remove a key, confirm it is you: sign in again with your key.");
+          // Adding a key needs a tap within the last 5 minutes: sign in again, then back here.
+          flash("To add a key, confirm it is you: sign in again with your key.");
           location.assign("/signin?next=%2Fkeys");
           return;
         }
@@ -293,8 +343,18 @@ export const PAGES_SCRIPT = `(function () {
       });
       item.querySelector("button.remove-button").addEventListener("click", function () {
         if (!window.confirm("Remove the key “" + current + "”? You will no longer be able to sign in with it.")) return;
-        busy(form, true, "Removing…");
-        api("DELETE", "/api/me/keys/" + encodeURIComponent(id), {})
+        if (!supported()) return fail(UNSUPPORTED);
+        busy(form, true, "Preparing…");
+        // Removing a key is confirmed by a tap on one of your keys (any of them).
+        api("POST", "/api/me/keys/" + encodeURIComponent(id) + "/remove/options", {})
+          .then(function (options) {
+            say("Touch one of your keys to confirm removing “" + current + "”…");
+            return ceremony("authenticate", options);
+          })
+          .then(function (response) {
+            say("Removing…");
+            return api("DELETE", "/api/me/keys/" + encodeURIComponent(id), { response: response });
+          })
           .then(function (result) {
             if (result && result.signedOut) {
               location.assign("/signin");

@@ -15,6 +15,10 @@ import { requireRecentAuth, signInWithKey, tokensFor } from "../signIn.js";
  * - `POST /auth/webauthn/login/options` `{username?}`
  * - `POST /auth/webauthn/login/verify` `{response}` → tokens and the `cg_session` cookie
  * - `POST /auth/logout` → revokes the cookie's session and clears the cookie
+ *
+ * Made with a live session cookie, every one of these but the sign-in (`/auth/webauthn/login/*`)
+ * carries the session's CSRF token in `x-cosmosgate-csrf` (checked for all routes by csrf.ts);
+ * an enrollment by invite from a browser with no session needs none.
  */
 export function ceremonyRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
   const { webauthn, sessions, store } = ctx.identity;

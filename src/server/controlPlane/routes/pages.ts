@@ -27,7 +27,7 @@ function safeNext(value: unknown): string {
 
 /**
  * The pages and their static assets:
- * `GET /` → /keys; `GET /enroll`, `GET /signin`, `GET /keys` (redirects to /signin when not signed
+ * `GET /enroll`, `GET /signin`, `GET /keys` (redirects to /signin when not signed
  * in); `GET /assets/webauthn.js`, `/assets/pages.js`, `/assets/style.css`.
  */
 export function pageRoutes(app: FastifyInstance, ctx: ControlPlaneContext, webauthnBundle: string): void {
@@ -43,8 +43,6 @@ export function pageRoutes(app: FastifyInstance, ctx: ControlPlaneContext, webau
       return asset.body;
     });
   }
-
-  app.get("/", async (_request, reply) => reply.redirect("/keys", 302));
 
   app.get("/enroll", async (_request, reply) => sendPage(reply, enrollPage(ctx.config.identity.rp.name)));
 
