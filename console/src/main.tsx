@@ -1,7 +1,11 @@
 import { render } from "preact";
+import { App } from "./app";
+import "./styles.css";
+import { applyTheme, storedTheme } from "./theme";
 
-function App() {
-  return <main>cosmosgate console</main>;
-}
+// The remembered theme first, before anything is drawn.
+applyTheme(storedTheme());
 
-render(<App />, document.getElementById("app") as HTMLElement);
+const root = document.getElementById("app") as HTMLElement;
+root.textContent = "";
+render(<App />, root);

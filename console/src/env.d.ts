@@ -1,0 +1,2 @@
+/** Side-effect style imports, bundled by Vite into the console's CSS file. */
+declare module "*.css";
