@@ -97,7 +97,8 @@ async function credentialsOf(cdp: CDPSession, authenticatorId: string) {
 }
 
 beforeAll(async () => {
-  h = await startHarness({ upstream: "embedded" });
+  // A short ceremony time-out, so that "the key did not answer in time" can be shown.
+  h = await startHarness({ upstream: "embedded", identityYaml: "  authenticators: {timeout: 6s}" });
   browser = await launchChromium();
 }, 60_000);
 
@@ -384,6 +385,26 @@ describe("the web console in a real browser", { timeout: 60_000 }, () => {
     await expect(noKey.getAttribute("data-code", { timeout: 30_000 })).resolves.toBe("NotAllowedError");
     await expect(noKey.textContent()).resolves.toMatch(/no key/i);
     await stranger.close();
+
+    // A key that never answers: the ceremony times out, and the page says so.
+    await bob.getByRole("button", { name: "Sign out" }).click();
+    await bob.locator('[data-page="signin"]').waitFor();
+    await bobCdp.send("WebAuthn.setAutomaticPresenceSimulation", {
+      authenticatorId: bobFirstAuth,
+      enabled: false,
+    });
+    await bob.getByLabel("User name").fill("bob");
+    await bob.getByRole("button", { name: "Sign in", exact: true }).click();
+    const timedOut = bob.locator('[data-testid="error"][data-code]');
+    await expect(timedOut.getAttribute("data-code", { timeout: 30_000 })).resolves.toBe("TimeoutError");
+    await expect(timedOut.textContent()).resolves.toMatch(/did not answer in time/);
+    await bobCdp.send("WebAuthn.setAutomaticPresenceSimulation", {
+      authenticatorId: bobFirstAuth,
+      enabled: true,
+    });
+    // By user name this time.
+    await bob.getByRole("button", { name: "Sign in", exact: true }).click();
+    await bob.locator('[data-page="keys"] [data-testid="key-row"]').first().waitFor();
   });
 
   it("a cloned key is suspended, the sign-in says so, and the administrator re-enables it", async () => {

@@ -346,6 +346,12 @@ export const configSchema = z
                 description:
                   "Only these authenticator models (AAGUIDs), proven by attestation; needs metadataFile.",
               }),
+            timeout: duration("5m")
+              .refine((ms) => ms >= 5000 && ms <= 600_000, { message: "must be between 5s and 10m" })
+              .meta({
+                description:
+                  "How long a passkey or security-key ceremony may take: the browser's time-out and the challenge's life.",
+              }),
             metadataFile: z.string().optional().meta({
               description:
                 "FIDO metadata statements (JSON array) for allowAaguids; read locally, never downloaded.",

@@ -72,6 +72,8 @@ export async function startHarness(
      * items indented by four spaces (`    - preset: entra`).
      */
     issuersYaml?: string;
+    /** YAML lines under `identity:` (indented two spaces), e.g. "  authenticators: {timeout: 6s}". */
+    identityYaml?: string;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "cosmosgate-e2e-"));
@@ -104,7 +106,7 @@ controlPlane:
 ${upstreamYaml}
 identity:
   rp: {id: localhost, name: cosmosgate test, origins: ["${controlUrl}"]}
-  issuers:
+${opts.identityYaml ? `${opts.identityYaml.trimEnd()}\n` : ""}  issuers:
     - issuer: ${ISSUER}
       audience: ${endpoint}
       jwks: {file: ${issuer.jwksFile}}

@@ -24,6 +24,8 @@ export interface AuthenticatorPolicy {
   allowAaguids?: string[];
   /** JSON array of FIDO metadata statements (required with `allowAaguids`). Read once at start-up. */
   metadataFile?: string;
+  /** How long a ceremony may take (the browser's timeout and the challenge's life), ms. Default {@link CHALLENGE_TTL_MS}. */
+  timeout?: number;
 }
 
 /**
@@ -68,5 +70,5 @@ export interface WebAuthnContext {
   emit: (e: WebAuthnEvent) => void;
 }
 
-/** How long a ceremony's challenge stays valid. */
+/** How long a ceremony's challenge stays valid, unless `identity.authenticators.timeout` says otherwise. */
 export const CHALLENGE_TTL_MS = 5 * 60 * 1000;

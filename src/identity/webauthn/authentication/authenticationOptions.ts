@@ -91,7 +91,7 @@ export async function authenticationOptions(
   return generateAuthenticationOptions({
     rpID: ctx.rp.id,
     challenge: new Uint8Array(Buffer.from(challenge, "base64url")),
-    timeout: CHALLENGE_TTL_MS,
+    timeout: ctx.authenticators.timeout ?? CHALLENGE_TTL_MS,
     userVerification: ctx.authenticators.userVerification,
     ...(allow !== undefined && allow.length > 0 ? { allowCredentials: allow } : {}),
   });

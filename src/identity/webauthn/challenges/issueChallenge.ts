@@ -4,7 +4,8 @@ import { CHALLENGE_TTL_MS, type WebAuthnContext } from "../types.js";
 
 /**
  * Makes a fresh challenge (32 random bytes, base64url) and stores it server-side for
- * {@link CHALLENGE_TTL_MS} (5 minutes) until a response consumes it.
+ * the ceremony time-out (`authenticators.timeout`, default {@link CHALLENGE_TTL_MS}, 5 minutes)
+ * until a response consumes it.
  *
  * @example
  * ```ts
@@ -13,7 +14,9 @@ import { CHALLENGE_TTL_MS, type WebAuthnContext } from "../types.js";
  * ```
  */
 export function issueChallenge(
-  ctx: Pick<WebAuthnContext, "store" | "clock">,
+  ctx: Pick<WebAuthnContext, "store" | "clock"> & {
+    authenticators?: Pick<WebAuthnContext["authenticators"], "timeout">;
+  },
   purpose: ChallengeRecord["purpose"],
   extra: { userId?: string; data?: Record<string, unknown> } = {},
 ): string {
@@ -23,7 +26,7 @@ export function issueChallenge(
     purpose,
     ...(extra.userId !== undefined ? { userId: extra.userId } : {}),
     ...(extra.data !== undefined ? { data: extra.data } : {}),
-    expiresAt: ctx.clock() + CHALLENGE_TTL_MS,
+    expiresAt: ctx.clock() + (ctx.authenticators?.timeout ?? CHALLENGE_TTL_MS),
   });
   return challenge;
 }

@@ -145,7 +145,7 @@ export async function registrationOptions(
     userDisplayName: displayName,
     userID: new Uint8Array(Buffer.from(webauthnUserId, "base64url")),
     challenge: new Uint8Array(Buffer.from(challenge, "base64url")),
-    timeout: CHALLENGE_TTL_MS,
+    timeout: ctx.authenticators.timeout ?? CHALLENGE_TTL_MS,
     attestationType: ctx.allowAaguids !== undefined ? "direct" : "none",
     excludeCredentials: exclude,
     authenticatorSelection: {
