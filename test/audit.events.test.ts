@@ -6,6 +6,8 @@ import { searchAudit } from "../src/audit/search.js";
 import type { AuditRecord } from "../src/audit/types.js";
 import { AUDIT_EVENT_TYPES } from "../src/audit/types.js";
 import { verifyChain } from "../src/audit/verify.js";
+import { AgentCredential } from "../src/client/agentCredential.js";
+import { createAgentKeyFile } from "../src/client/agentKey.js";
 import {
   createSoftAuthenticator,
   type SoftAuthenticator,
@@ -554,6 +556,162 @@ describe("the audit trail records every event type, with its fields, through the
     expect(loaded.details?.version).not.toBe(version);
   });
 
+  it("approvals: approval.requested, .approved (with the assertion), .used, .denied and .expired", async () => {
+    // A policy with approval rules: deletes on orders wait for the person's own tap; on "brief" they
+    // expire after a second.
+    const before = readFileSync(h.policyFile, "utf8");
+    const withApprovals = `${before}approvals:
+  - {actions: [delete], on: /dbs/shop/colls/orders}
+  - {actions: [delete], on: /dbs/shop/colls/brief, lifetime: 1s}
+`;
+    writeFileSync(h.policyFile, withApprovals);
+    const deadline = Date.now() + 10_000;
+    while (h.gw.policy.current.approvals === undefined && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(h.gw.policy.current.approvals).toBeDefined();
+    const me = await signIn(desk, "admin");
+    const del = (id: string, coll = "orders") =>
+      h.raw("DELETE", `/dbs/shop/colls/${coll}/docs/${id}`, {
+        ...auth(me.token),
+        "x-ms-documentdb-partitionkey": `["${id}"]`,
+      });
+    const idOf = (body: string) =>
+      /approval ID (apr_[A-Za-z0-9_-]+)/.exec(JSON.parse(body).message)?.[1] ?? "";
+
+    const held = await del("a1");
+    expect(held.status).toBe(403);
+    const id = idOf(held.body);
+    expect(await find("approval.requested", (r) => r.details?.approval === id)).toMatchObject({
+      subject: "admin",
+      subjectKind: "user",
+      credential: deskId,
+      resource: "/dbs/shop/colls/orders/docs/a1",
+      operation: "item.delete",
+      partitionKey: '["a1"]',
+      instance: h.gw.instance,
+      details: { person: "admin", approvers: "self", quorum: 1 },
+    });
+    const options = await api(`/api/approvals/${id}/options`, {}, { cookie: me.cookie });
+    expect(options.status, JSON.stringify(options.json)).toBe(200);
+    const approved = await api(
+      `/api/approvals/${id}/approve`,
+      { response: desk.authenticate(options.json) },
+      { cookie: me.cookie },
+    );
+    expect(approved.status, JSON.stringify(approved.json)).toBe(200);
+    expect(await find("approval.approved", (r) => r.details?.approval === id)).toMatchObject({
+      subject: "admin",
+      credential: deskId,
+      credentialName: "desk key",
+      clientAddress: "127.0.0.1",
+      userAgent: AGENT,
+      details: {
+        complete: true,
+        credential: deskId,
+        authenticatorData: expect.any(String),
+        clientDataJSON: expect.any(String),
+        signature: expect.any(String),
+        publicKey: expect.any(String),
+      },
+    });
+    expect((await del("a1")).status).not.toBe(403);
+    expect(await find("approval.used", (r) => r.details?.approval === id)).toMatchObject({
+      subject: "admin",
+      jti: me.claims.jti,
+    });
+
+    const other = idOf((await del("a2")).body);
+    const denied = await api(
+      `/api/approvals/${other}/deny`,
+      { reason: "not this one" },
+      { cookie: me.cookie },
+    );
+    expect(denied.status, JSON.stringify(denied.json)).toBe(200);
+    expect(await find("approval.denied", (r) => r.details?.approval === other)).toMatchObject({
+      subject: "admin",
+      decision: "deny",
+      userAgent: AGENT,
+      details: { denialReason: "not this one" },
+    });
+
+    const brief = idOf((await del("a3", "brief")).body);
+    expect(await find("approval.expired", (r) => r.details?.approval === brief)).toMatchObject({
+      subject: "cosmosgate",
+      subjectKind: "system",
+      decision: "deny",
+      resource: "/dbs/shop/colls/brief/docs/a3",
+    });
+    writeFileSync(h.policyFile, before);
+    while (h.gw.policy.current.approvals !== undefined && Date.now() < deadline + 10_000)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(h.gw.policy.current.approvals).toBeUndefined();
+  });
+
+  it("agents: grant.created, grant.confirmed (the tap's challenge), agent.token_issued, the agent's data.request (actor, grant), grant.revoked", async () => {
+    const me = await signIn(desk, "admin");
+    const keyFile = join(h.dir, "agent-keys", "audit-bot.jwk");
+    const agentKey = await createAgentKeyFile(keyFile);
+    const draft = await api(
+      "/api/grants",
+      {
+        agent: "audit-bot",
+        actions: ["metadata"],
+        scopes: ["/"],
+        publicKey: agentKey.publicJwk,
+        lifetime: "1h",
+      },
+      { cookie: me.cookie },
+    );
+    expect(draft.status, JSON.stringify(draft.json)).toBe(200);
+    const id = draft.json.grant.id as string;
+    const confirmed = await api(
+      `/api/grants/${id}/confirm`,
+      { response: desk.authenticate(draft.json.options) },
+      { cookie: me.cookie },
+    );
+    expect(confirmed.status, JSON.stringify(confirmed.json)).toBe(200);
+    const token = (await new AgentCredential({ gateway: h.controlUrl, grant: id, keyFile }).getToken()).token;
+    secrets.push(token);
+    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    expect((await h.raw("GET", "/dbs", { ...auth(token), "user-agent": "agent-test" })).status).toBe(200);
+    const revoked = await api(`/api/grants/${id}`, {}, { cookie: me.cookie, method: "DELETE" });
+    expect(revoked.status, JSON.stringify(revoked.json)).toBe(200);
+
+    const grantFields = { subject: "admin", actor: "agent:audit-bot", grant: id, resource: `/grants/${id}` };
+    expect(await find("grant.created", (r) => r.grant === id)).toMatchObject({
+      ...grantFields,
+      credential: deskId,
+      userAgent: AGENT,
+      details: { agent: "audit-bot", actions: "metadata", scopes: "/", keyThumbprint: agentKey.thumbprint },
+    });
+    expect(await find("grant.confirmed", (r) => r.grant === id)).toMatchObject({
+      ...grantFields,
+      credential: deskId,
+      credentialName: "desk key",
+      details: { challenge: draft.json.options.challenge },
+    });
+    expect(await find("agent.token_issued", (r) => r.grant === id)).toMatchObject({
+      ...grantFields,
+      subjectKind: "agent",
+      jti: claims.jti,
+      details: { grant: "client_credentials", scope: "metadata" },
+    });
+    expect(await find("data.request", (r) => r.grant === id)).toMatchObject({
+      subject: "admin",
+      subjectKind: "agent",
+      actor: "agent:audit-bot",
+      grant: id,
+      jti: claims.jti,
+      credential: deskId,
+      decision: "allow",
+      resource: "/dbs",
+    });
+    expect(await find("grant.revoked", (r) => r.grant === id)).toMatchObject({
+      ...grantFields,
+      details: { revokedBy: "admin", wasStatus: "active" },
+    });
+  });
+
   it("has every event type of the schema, every gateway record carries its instance, no record holds a secret, and the chain verifies", async () => {
     const all = records();
     const present = new Set(all.map((r) => r.type));
@@ -563,9 +721,11 @@ describe("the audit trail records every event type, with its fields, through the
       if (r.subjectKind === "operator") expect(r.instance).toBeUndefined();
       else expect(r.instance, `${r.type} #${r.seq}`).toBe(h.gw.instance);
     }
-    // No record holds JWT text (checkpoints, kept beside the records, are JWS by design).
+    // No record holds JWT text (checkpoints, kept beside the records, are JWS by design): a JWS is
+    // base64url(header) "." base64url(payload) "." ... An approval's proof carries clientDataJSON
+    // in base64url (it starts with "eyJ" too), never a dotted token.
     for (const r of all)
-      expect(JSON.stringify(r), `${r.type} #${r.seq}`).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+      expect(JSON.stringify(r), `${r.type} #${r.seq}`).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+/);
     // No secret the test saw is anywhere in the database's bytes on disk (its WAL too).
     const bytes = [h.gw.auditFile, `${h.gw.auditFile}-wal`]
       .filter((f) => existsSync(f))

@@ -94,6 +94,13 @@ export interface GrantDraft {
 //   POST   /api/grants/:id/confirm     {response} → GrantView (active)
 //   GET    /api/grants                 → {grants: GrantView[]} (own; administrators: ?all=1 for everyone's)
 //   DELETE /api/grants/:id             → GrantView (revoked; own grants, or any for administrators)
+//   GET    /api/grants/:id             → GrantView (own, or any for administrators)
+//   POST   /api/grants/:id/options     {} → the tap's WebAuthn options again (pending, ≤ 10 min old)
+//   GET    /api/grants/rights          → {rights: {scope: string, actions: string[]}[]}: what the person
+//                                        holds now, scope by scope (a grant may name these scopes or
+//                                        scopes beneath them, with these actions or fewer)
+// Agents' tokens: POST /oauth/token grant_type=client_credentials (see the flow above) →
+//   {access_token, token_type: "Bearer", expires_in, scope}; refusals 401 {error: "invalid_client"}.
 
 /** The operation an approval is for, exactly as shown to approvers and hashed for the tap. */
 export interface ApprovalOperation {

@@ -55,6 +55,8 @@ export const CSV_COLUMNS = [
   "aaguid",
   "deviceBound",
   "session",
+  "actor",
+  "grant",
   "jti",
   "operation",
   "method",

@@ -278,6 +278,8 @@ const OPTIONAL_STRINGS = [
   "credentialName",
   "aaguid",
   "session",
+  "actor",
+  "grant",
   "jti",
 ] as const satisfies readonly (keyof AuditEvent)[];
 

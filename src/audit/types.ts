@@ -41,6 +41,10 @@ export interface AuditEvent {
   deviceBound?: boolean;
   /** Sign-in session id. */
   session?: string;
+  /** The agent acting for `subject` ("agent:NAME", the token's `act.sub`), when an agent asked. */
+  actor?: string;
+  /** The agent grant the request or event is about (`gr_…`). */
+  grant?: string;
   /** Token `jti` when present (never the token itself). */
   jti?: string;
   /** Operation name from cosmos/ (e.g. "item.read"). */
@@ -110,6 +114,15 @@ export const AUDIT_EVENT_TYPES = [
   "signing_key.created",
   "signing_key.activated",
   "signing_key.retired",
+  "grant.created",
+  "grant.confirmed",
+  "grant.revoked",
+  "agent.token_issued",
+  "approval.requested",
+  "approval.approved",
+  "approval.denied",
+  "approval.expired",
+  "approval.used",
   "audit.checkpoint",
   "audit.pruned",
 ] as const;

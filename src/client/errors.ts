@@ -8,7 +8,11 @@
  *   answered something unexpected (usually transient);
  * - `ERR_CREDENTIALS_FILE`: the credentials file is unsafe (readable by others), unreadable or damaged;
  * - `ERR_LOGIN`: the browser sign-in did not complete (refused, state mismatch, timeout);
- * - `ERR_INSECURE_URL`: a gateway or endpoint URL uses plain HTTP to a host other than this machine.
+ * - `ERR_INSECURE_URL`: a gateway or endpoint URL uses plain HTTP to a host other than this machine;
+ * - `ERR_AGENT_KEY`: an agent's key file is missing, unsafe (readable by others), or not a private
+ *   ES256 JWK;
+ * - `ERR_AGENT_REFUSED`: the gateway refused the agent's client assertion (`invalid_client`): the
+ *   grant is unknown, pending, revoked, expired or spent, or the key is not the grant's.
  */
 export type GatewayCredentialErrorCode =
   | "ERR_NOT_SIGNED_IN"
@@ -17,7 +21,9 @@ export type GatewayCredentialErrorCode =
   | "ERR_TOKEN_ENDPOINT"
   | "ERR_CREDENTIALS_FILE"
   | "ERR_LOGIN"
-  | "ERR_INSECURE_URL";
+  | "ERR_INSECURE_URL"
+  | "ERR_AGENT_KEY"
+  | "ERR_AGENT_REFUSED";
 
 /**
  * An error of `cosmosgate/client`. `message` says what was wrong and what to do; it never contains

@@ -11,6 +11,21 @@
  * ```
  */
 export {
+  AgentCredential,
+  type AgentCredentialOptions,
+  ASSERTION_LIFETIME_S,
+  type ClientAssertionInput,
+  createClientAssertion,
+  JWT_BEARER_ASSERTION,
+} from "./agentCredential.js";
+export {
+  type AgentKey,
+  agentKeyFromJwk,
+  agentKeyPath,
+  createAgentKeyFile,
+  readAgentKeyFile,
+} from "./agentKey.js";
+export {
   type CredentialsFileContent,
   credentialsFilePath,
   readCredentials,

@@ -438,6 +438,43 @@ export const configSchema = z
           }),
       })
       .prefault({}),
+    agents: z
+      .strictObject({
+        maxLifetime: duration("7d")
+          .refine((ms) => ms >= 60_000, { message: "must be at least 1m" })
+          .meta({
+            description:
+              "The longest lifetime a person may give an agent grant (grants default to 8h, or this when shorter).",
+          }),
+        usageFlush: duration("1s")
+          .refine((ms) => ms >= 10 && ms <= 60_000, { message: "must be between 10ms and 60s" })
+          .meta({
+            description:
+              "How often agents' counted usage (requests, request charge) is written to stateDir/agents.db; budgets can overshoot by what other gateway processes counted in this time.",
+          }),
+      })
+      .prefault({})
+      .meta({ description: "AI agents acting for people under grants they confirm with a tap." }),
+    approvals: z
+      .strictObject({
+        holdSeconds: z.number().int().min(0).max(300).default(0).meta({
+          description:
+            "Hold a request that needs approval open this many seconds, waiting for the approval, before answering 403 (0: answer at once).",
+        }),
+        webhook: url.optional().meta({
+          description:
+            "POST a JSON summary of each new pending approval here (id, url, operation without its body, person, agent). Failures are logged, never blocking.",
+        }),
+        webhookTimeout: duration("5s")
+          .refine((ms) => ms > 0 && ms <= 60_000, { message: "must be between 1ms and 60s" })
+          .meta({ description: "Time allowed for one webhook call." }),
+        maxPending: z.number().int().min(1).default(100).meta({
+          description:
+            "Pending approvals one person may have at a time; a request needing one more is refused until some are decided or expire.",
+        }),
+      })
+      .prefault({})
+      .meta({ description: "Approvals asked for by policy approvals: rules." }),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

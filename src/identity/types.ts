@@ -22,4 +22,6 @@ export interface Principal {
   /** Expiry, seconds since epoch. */
   exp: number;
   actor?: { sub: string };
+  /** The agent grant the token acts under (`grant` claim; the gateway's own tokens only). */
+  grant?: string;
 }

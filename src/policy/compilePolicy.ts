@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { type CompiledApprovals, compileApprovalRules } from "../approvals/rules.js";
 import { type Action, ALL_ACTIONS } from "../cosmos/types.js";
 import { BUILT_IN_ROLE_RULES } from "./builtins.js";
 import { PolicyError } from "./errors.js";
@@ -71,6 +72,11 @@ export interface CompiledPolicy {
    * hits; subjects must not be mutated after their first evaluation.
    */
   readonly cache: WeakMap<PolicySubject, SubjectGrants>;
+  /**
+   * The `approvals:` rules, compiled apart (src/approvals/rules.ts); undefined when the policy has
+   * none, so the data path skips approvals with this one test.
+   */
+  readonly approvals?: CompiledApprovals;
 }
 
 /**
@@ -128,6 +134,7 @@ export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
     bySub,
     byGroup,
     cache: new WeakMap<PolicySubject, SubjectGrants>(),
+    approvals: compileApprovalRules(checked.data.approvals),
   });
 }
 

@@ -66,7 +66,7 @@ rolez: {}
 `),
     ).toEqual([
       'policy.yaml:5:7: roles.r[0].when: found unknown key "when"; expected a rule with keys allow and on, such as {allow: [read], on: /dbs/shop}',
-      'policy.yaml:6:1: rolez: found unknown key "rolez"; expected a mapping with keys roles and members',
+      'policy.yaml:6:1: rolez: found unknown key "rolez"; expected a mapping with keys roles, members and approvals',
     ]);
   });
 
@@ -153,7 +153,7 @@ members:
 
   it("reports a document that is not a mapping", () => {
     expect(problems("- roles\n")).toEqual([
-      "policy.yaml:1:1: found a list; expected a mapping with keys roles and members",
+      "policy.yaml:1:1: found a list; expected a mapping with keys roles, members and approvals",
     ]);
   });
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseDuration } from "../config/duration.js";
 import { BUILT_IN_ROLE_RULES } from "./builtins.js";
 import { ACTION_NAMES, expandActionName } from "./expandActionName.js";
 import { parsePath } from "./parsePath.js";
@@ -44,6 +45,67 @@ export const PolicyRuleSchema = z.strictObject(
   { error: "expected a rule with keys allow and on, such as {allow: [read], on: /dbs/shop}" },
 );
 
+const APPROVAL_LIFETIME_MIN_MS = 1000;
+const APPROVAL_LIFETIME_MAX_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** Who may approve: "self" (the requesting person) or "group:G" (members of G, never the requester). */
+const Approvers = z
+  .string({ error: "expected self or group:NAME" })
+  .refine((v) => v === "self" || (v.startsWith("group:") && v.length > 6), {
+    error:
+      "expected self (the person who asked, or for whom the agent asked) or group:NAME (members of that group other than the person who asked)",
+  });
+
+/**
+ * One `approvals:` rule: requests doing any of `actions` on a resource one of the `on` scopes
+ * covers, made by anyone (`for: everyone`, default) or by agents only (`for: agents`), wait for
+ * `quorum` distinct people among `approvers` (default `self`, quorum 1) to approve them by a tap,
+ * within `lifetime` (default 15m). Compiled by src/approvals/rules.ts.
+ */
+export const ApprovalRuleSchema = z
+  .strictObject(
+    {
+      actions: z
+        .array(ActionName, { error: "expected a list of actions, such as [delete, replace]" })
+        .min(1, { error: "expected at least one action" }),
+      on: z.union([Scope, z.array(Scope).min(1, { error: "expected at least one scope" })], {
+        error: "expected a scope path such as /dbs/shop/colls/orders, or a list of them",
+      }),
+      for: z.enum(["agents", "everyone"], { error: "expected agents or everyone" }).optional(),
+      approvers: Approvers.optional(),
+      quorum: z
+        .number({ error: "expected a number of distinct approvers, 1 to 10" })
+        .int({ error: "expected a whole number of approvers, 1 to 10" })
+        .min(1, { error: "expected at least 1 approver" })
+        .max(10, { error: "expected at most 10 approvers" })
+        .optional(),
+      lifetime: z
+        .string({ error: 'expected a duration such as "15m"' })
+        .refine(
+          (v) => {
+            const ms = parseDuration(v);
+            return ms !== undefined && ms >= APPROVAL_LIFETIME_MIN_MS && ms <= APPROVAL_LIFETIME_MAX_MS;
+          },
+          { error: 'expected a duration between "1s" and "7d", such as "15m"' },
+        )
+        .optional(),
+    },
+    {
+      error:
+        "expected an approval rule with keys actions, on, for, approvers, quorum and lifetime, such as {actions: [delete], on: /dbs/shop, approvers: self}",
+    },
+  )
+  .superRefine((rule, ctx) => {
+    if ((rule.approvers ?? "self") === "self" && (rule.quorum ?? 1) > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["quorum"],
+        message:
+          "expected quorum 1 with approvers: self (only the person who asked may approve); use approvers: group:NAME for a quorum",
+      });
+    }
+  });
+
 /**
  * The zod schema of `policy.yaml`. Objects are strict (unknown keys are errors), action names and scope
  * paths are checked, roles may not reuse a built-in role's name, and every role under `members` must
@@ -78,8 +140,13 @@ export const PolicySchema = z
         )
         .nullish()
         .transform((members) => members ?? {}),
+      approvals: z
+        .array(ApprovalRuleSchema, {
+          error: "expected a list of approval rules, each {actions, on, approvers, quorum}",
+        })
+        .optional(),
     },
-    { error: "expected a mapping with keys roles and members" },
+    { error: "expected a mapping with keys roles, members and approvals" },
   )
   .superRefine(crossCheck, { when: () => true });
 
@@ -87,6 +154,8 @@ export const PolicySchema = z
 export type PolicyDocument = z.output<typeof PolicySchema>;
 /** One validated rule. */
 export type PolicyRule = z.output<typeof PolicyRuleSchema>;
+/** One validated `approvals:` rule, as written (defaults are applied when compiled). */
+export type ApprovalRule = z.output<typeof ApprovalRuleSchema>;
 
 /**
  * Checks that span keys. Runs even when other parts failed (`when`), so it must not trust the shape.

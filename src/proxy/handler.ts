@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { type GrantEnforcer, grantOf, type LiveGrant } from "../agents/enforce.js";
+import type { ApprovalGate, GateResult } from "../approvals/gate.js";
 import type { AuditEvent } from "../audit/types.js";
 import { rewriteAccount } from "../cosmos/account.js";
 import { classify } from "../cosmos/classify.js";
@@ -80,6 +82,17 @@ export interface ProxyDeps {
   maxBodyBytes: number;
   log: Logger;
   clock?: () => number;
+  /**
+   * The approval gate (src/approvals/gate.ts): called after an allow, before forwarding, only when
+   * the policy in force has `approvals:` rules.
+   */
+  approvals?: ApprovalGate;
+  /**
+   * Agent grants (src/agents/enforce.ts): the grant an agent's token names must be active, and the
+   * agent gets only what both the person's policy and the grant allow. Without it, a token naming a
+   * grant is refused.
+   */
+  grants?: GrantEnforcer;
 }
 
 /**
@@ -152,7 +165,12 @@ async function handle(
       classified = classifyBatchBody(classified, body ?? Buffer.alloc(0));
       op = classified;
     }
-    outcome = await authorizeAndForward(deps, principal, classified, method, rawPath, req, body);
+    // An agent's grant: active, its person and agent the token's (401 otherwise). A Map lookup.
+    const grant =
+      principal.grant === undefined && principal.actor === undefined
+        ? undefined
+        : grantOf(deps.grants, principal, time);
+    outcome = await authorizeAndForward(deps, principal, classified, method, rawPath, req, body, grant);
   } catch (err) {
     outcome = failure(err);
     if (outcome.status >= 500)
@@ -179,6 +197,8 @@ async function handle(
     aaguid: key?.aaguid,
     deviceBound: key?.deviceBound,
     session: principal?.session,
+    actor: principal?.actor?.sub,
+    grant: principal?.grant,
     jti: principal?.jti,
     operation: op?.name,
     method,
@@ -333,6 +353,7 @@ async function authorizeAndForward(
   rawPath: string,
   req: IncomingMessage,
   body: Buffer | undefined,
+  grant?: LiveGrant,
 ): Promise<Outcome> {
   const policy = deps.policy.current;
   let allowed: Decision | undefined;
@@ -343,7 +364,13 @@ async function authorizeAndForward(
     const denials: { op: BatchOperation; decision: Decision }[] = [];
     for (const b of op.batch) {
       const d = evaluate(policy, principal, b.action, op.segments);
+      // An agent: the person's decision AND the grant (its partition keys checked per operation).
+      const outside =
+        d.effect === "allow" && grant !== undefined
+          ? grant.outside(b.action, op.segments, b.partitionKey ?? op.partitionKey)
+          : undefined;
       if (d.effect === "deny") denials.push({ op: b, decision: d });
+      else if (outside !== undefined) denials.push({ op: b, decision: { effect: "deny", reason: outside } });
       else allowed = d;
     }
     if (denials.length > 0 && (op.atomic || denials.length === op.batch.length)) {
@@ -362,9 +389,27 @@ async function authorizeAndForward(
     for (const action of op.actions) {
       const d = evaluate(policy, principal, action as Action, op.segments);
       if (d.effect === "deny") return deny(d.reason);
+      if (grant !== undefined) {
+        const outside = grant.outside(action as Action, op.segments, op.partitionKey);
+        if (outside !== undefined) return deny(outside);
+      }
       allowed = d;
     }
     if (!allowed) return deny(`operation ${op.name} requires no known action; unknown means denied`);
+  }
+
+  // Approvals: only when the policy has approval rules (one field test otherwise).
+  let approvalNote: string | undefined;
+  if (policy.approvals !== undefined && deps.approvals !== undefined) {
+    const gated = await deps.approvals(policy.approvals, principal, op, method, body);
+    if (!gated.proceed) return approvalRefusal(gated);
+    approvalNote = gated.note;
+  }
+
+  // An agent's budget: counted here, just before forwarding (403 once spent).
+  if (grant !== undefined) {
+    const spent = grant.admit();
+    if (spent !== undefined) return deny(spent);
   }
 
   const upstreamStarted = performance.now();
@@ -376,6 +421,7 @@ async function authorizeAndForward(
     op,
   });
   const upstreamMs = performance.now() - upstreamStarted;
+  if (grant !== undefined) grant.charged(numberHeader(upstreamRes.headers["x-ms-request-charge"]));
   let resBody: Buffer | string = upstreamRes.body;
   let status = upstreamRes.status;
   if (op.name === "account.read" && status === 200)
@@ -391,9 +437,10 @@ async function authorizeAndForward(
     headers: upstreamRes.headers,
     body: resBody,
     decision: "allow",
-    reason: deniedOps
-      ? `${allowed?.reason ?? "allowed"}; ${deniedOps.length} bulk operation(s) denied in place`
-      : (allowed?.reason ?? "allowed"),
+    reason:
+      (deniedOps
+        ? `${allowed?.reason ?? "allowed"}; ${deniedOps.length} bulk operation(s) denied in place`
+        : (allowed?.reason ?? "allowed")) + (approvalNote === undefined ? "" : `; ${approvalNote}`),
     rule,
     requestCharge: numberHeader(upstreamRes.headers["x-ms-request-charge"]),
     activityId: headerText(upstreamRes.headers["x-ms-activity-id"]),
@@ -408,6 +455,21 @@ function deny(reason: string): Outcome {
     body: JSON.stringify({ code: "Forbidden", message: reason }),
     decision: "deny",
     reason,
+  };
+}
+
+/** A request held for approval (403, substatus 5302 or 5301): Cosmos-shaped, with the approval's ID and URL. */
+function approvalRefusal(r: Extract<GateResult, { proceed: false }>): Outcome {
+  return {
+    status: r.status,
+    substatus: r.substatus,
+    body: JSON.stringify({
+      code: "Forbidden",
+      message: r.message,
+      ...(r.approval ? { approval: r.approval } : {}),
+    }),
+    decision: "deny",
+    reason: r.message,
   };
 }
 

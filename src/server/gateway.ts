@@ -7,6 +7,12 @@ import type { AddressInfo } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { createGrantEnforcer } from "../agents/enforce.js";
+import { openGrantStore } from "../agents/grantStore.js";
+import { openApprovalStore } from "../approvals/approvalStore.js";
+import { createApprovals } from "../approvals/approvals.js";
+import { createApprovalGate } from "../approvals/gate.js";
+import { createWebhookNotifier } from "../approvals/webhook.js";
 import { startCheckpointer } from "../audit/checkpoints.js";
 import { type AuditSink, createDurableAuditWriter } from "../audit/durableWriter.js";
 import { startRetention } from "../audit/retention.js";
@@ -329,6 +335,36 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
       }),
     );
 
+    // Approvals (policy approvals: rules): stateDir/approvals.db, decided in the control plane.
+    const approvals = createApprovals({
+      store: openApprovalStore(join(stateDir, "approvals.db")),
+      controlPlaneUrl: config.controlPlane.publicUrl.replace(/\/+$/, ""),
+      audit: (e) => audit.append(e),
+      instance,
+      log,
+      clock,
+      maxPending: config.approvals.maxPending,
+      webhook:
+        config.approvals.webhook === undefined
+          ? undefined
+          : createWebhookNotifier({
+              url: config.approvals.webhook,
+              timeoutMs: config.approvals.webhookTimeout,
+              log,
+            }),
+    });
+    closers.push(() => approvals.close());
+    const approvalGate = createApprovalGate({ approvals, holdMs: config.approvals.holdSeconds * 1000 });
+
+    // Agent grants: stateDir/agents.db, made and revoked in the control plane, enforced (from
+    // memory) on the data plane.
+    const grantStore = openGrantStore(join(stateDir, "agents.db"), {
+      pollMs: config.identity.revocationPoll,
+      flushMs: config.agents.usageFlush,
+    });
+    closers.push(() => grantStore.close());
+    const grants = createGrantEnforcer(grantStore, { issuer: identity.issuerUrl });
+
     // Data plane.
     const dataListen = parseListen(config.dataPlane.listen)!;
     const dataServer = createHttpsServer(
@@ -347,6 +383,8 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
         maxBodyBytes: config.dataPlane.maxBodyBytes,
         log,
         clock,
+        approvals: approvalGate,
+        grants,
       }),
     );
     await listen(dataServer, dataListen.host, dataListen.port);
@@ -373,6 +411,8 @@ export async function startGateway(loaded: LoadedConfig, deps: GatewayDeps): Pro
         consoleDir: CONSOLE_DIR,
       },
       identity,
+      approvals,
+      agents: { store: grantStore, policy, maxLifetimeMs: config.agents.maxLifetime },
       config,
       log,
       clock,

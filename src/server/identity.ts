@@ -36,6 +36,10 @@ export interface IdentityEvent {
   aaguid?: string;
   deviceBound?: boolean;
   session?: string;
+  /** The agent an event is about or acting ("agent:NAME"). */
+  actor?: string;
+  /** The agent grant an event is about. */
+  grant?: string;
   /** The `jti` of an access token issued (never the token). */
   jti?: string;
   /** A signing key's kid: the resource becomes "/keys/KID". */
@@ -203,6 +207,8 @@ export function identityAuditEvent(e: IdentityEvent, time: number, instance?: st
     aaguid: e.aaguid,
     deviceBound: e.deviceBound,
     session: e.session,
+    actor: e.actor,
+    grant: e.grant,
     jti: e.jti,
     actions: [],
     resource:

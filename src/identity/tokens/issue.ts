@@ -69,9 +69,38 @@ export interface ExchangeInput {
   authTime?: number;
 }
 
+/** An agent acting under a person's grant (src/agents): who the person is and what confirmed the grant. */
+export interface AgentIssueInput {
+  /** The person's user name (`sub`). */
+  sub: string;
+  /** The person's current groups (`groups`): the data plane evaluates the person's policy with them. */
+  groups: readonly string[];
+  /** The key whose tap confirmed the grant (`cred`): removing or suspending it stops the agent. */
+  credentialId: string;
+  /** The `amr` of that tap. */
+  amr: readonly string[];
+  /** When the grant was confirmed, **ms** since the epoch (`auth_time`, in seconds). */
+  authTime: number;
+  /** The agent, `act.sub` (RFC 8693): "agent:NAME". */
+  actor: string;
+  /** The grant id (`grant`). */
+  grant: string;
+  /** `scope`: the grant's actions, space-separated. */
+  scope: string;
+  /** When the grant expires, **ms** since the epoch: the token expires no later. */
+  notAfter: number;
+}
+
 /** Issues the gateway's own access tokens. */
 export interface TokenIssuer {
   issue(input: IssueInput): Promise<IssuedToken>;
+  /**
+   * An agent's token under a grant: `sub`, `groups`, `cred`, `amr`, `auth_time` of the person and
+   * the confirming tap, `act: {sub: actor}`, `grant`, `scope`; no session (`sid`). It expires at
+   * `min(now + ttl, notAfter)`.
+   * @throws {TypeError} for a malformed input; {@link RangeError} when `notAfter` is not after the current second.
+   */
+  issueForAgent(input: AgentIssueInput): Promise<IssuedToken>;
   /**
    * Token exchange (RFC 8693): a gateway token for a federated principal — `sub`, `groups`,
    * `fed_iss` (the federated issuer), `fed_kind`, and `amr`/`auth_time`/`name` when known; no
@@ -100,6 +129,7 @@ const RESERVED = new Set([
   "cnf",
   "fed_iss",
   "fed_kind",
+  "grant",
 ]);
 
 /**
@@ -177,6 +207,39 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
       if (amr !== undefined) payload.amr = [...amr];
       if (authTime !== undefined) payload.auth_time = authTime;
       return sign(payload, iat, Math.min(iat + ttlSeconds, Math.floor(notAfter)));
+    },
+
+    async issueForAgent(input) {
+      const { sub, groups, credentialId, amr, authTime, actor, grant, scope, notAfter } = input;
+      for (const [name, value] of [
+        ["sub", sub],
+        ["credentialId", credentialId],
+        ["actor", actor],
+        ["grant", grant],
+        ["scope", scope],
+      ] as const) {
+        if (typeof value !== "string" || value.length === 0)
+          throw new TypeError(`${name} must be a non-empty string`);
+      }
+      if (!isStringList(groups)) throw new TypeError("groups must be an array of strings");
+      if (!isStringList(amr)) throw new TypeError("amr must be an array of strings");
+      if (typeof authTime !== "number" || !Number.isFinite(authTime)) {
+        throw new TypeError("authTime must be ms since the epoch");
+      }
+      const iat = Math.floor(clock() / 1000);
+      const end = typeof notAfter === "number" ? Math.floor(notAfter / 1000) : Number.NaN;
+      if (!(end > iat)) throw new RangeError("the grant has expired: no access token is issued for it");
+      const payload: JWTPayload = {
+        sub,
+        groups: [...groups],
+        cred: credentialId,
+        amr: [...amr],
+        auth_time: Math.floor(authTime / 1000),
+        act: { sub: actor },
+        grant,
+        scope,
+      };
+      return sign(payload, iat, Math.min(iat + ttlSeconds, end));
     },
 
     async issue(input) {

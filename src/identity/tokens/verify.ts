@@ -603,5 +603,10 @@ export function toPrincipal(payload: JWTPayload, config: ResolvedIssuerConfig): 
   const jti = optionalString(payload, "jti");
   if (jti !== undefined) principal.jti = jti;
   if (actor !== undefined) principal.actor = actor;
+  // An agent grant is honoured only in the gateway's own tokens (the data plane checks it in agents.db).
+  if (config.exchange) {
+    const grant = optionalString(payload, "grant");
+    if (grant !== undefined) principal.grant = grant;
+  }
   return Object.freeze(principal);
 }

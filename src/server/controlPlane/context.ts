@@ -1,14 +1,20 @@
 import type { Logger } from "pino";
+import type { Approvals } from "../../approvals/approvals.js";
 import type { AuditSink } from "../../audit/durableWriter.js";
 import type { Config } from "../../config/schema.js";
 import type { TokenVerifier } from "../../identity/tokens/verify.js";
 import type { IdentityEvent, IdentityServices } from "../identity.js";
 import type { PolicyHolder } from "../policyWatcher.js";
+import type { AgentsDeps } from "./routes/grants.js";
 
 /** What {@link createControlPlane} is built from. */
 export interface ControlPlaneDeps {
   /** The gateway's own identity provider (store, ceremonies, keyring, issuer, sessions). */
   identity: IdentityServices;
+  /** Approvals asked for by policy `approvals:` rules; without it, /api/approvals answers 404. */
+  approvals?: Approvals;
+  /** Agent grants (routes/grants.ts) and their tokens at /oauth/token; without it, /api/grants answers 404. */
+  agents?: AgentsDeps;
   config: Config;
   /** Request summaries (method, route pattern, status, time) and faults; never tokens, codes, cookies or bodies. */
   log: Logger;

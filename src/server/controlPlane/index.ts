@@ -6,11 +6,13 @@ import { checkCsrf } from "./csrf.js";
 import { ApiError, toErrorReply } from "./errors.js";
 import { PAGE_CSP } from "./pages/html.js";
 import { accountRoutes } from "./routes/account.js";
+import { approvalRoutes } from "./routes/approvals.js";
 import { type AuditCheckpointSource, auditCheckpointRoutes } from "./routes/auditCheckpoints.js";
 import { ceremonyRoutes } from "./routes/ceremonies.js";
 import { consoleRoutes } from "./routes/console.js";
 import { consoleAuditRoutes } from "./routes/consoleAudit.js";
 import { consolePolicyRoutes } from "./routes/consolePolicy.js";
+import { grantRoutes } from "./routes/grants.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { pageRoutes, readWebAuthnBundle } from "./routes/pages.js";
 import { wellKnownRoutes } from "./routes/wellKnown.js";
@@ -215,6 +217,8 @@ export function createControlPlane(
   consoleRoutes(app, ctx);
   consoleAuditRoutes(app, ctx);
   consolePolicyRoutes(app, ctx);
+  grantRoutes(app, ctx);
+  approvalRoutes(app, ctx);
   pageRoutes(app, ctx, webauthnBundle);
   return app;
 }

@@ -18,6 +18,12 @@ export interface AuthenticationOptionsInput {
   purpose?: Exclude<ChallengeRecord["purpose"], "register">;
   /** JSON the ceremony needs back after verification (e.g. the approval request); returned as `challengeData`. */
   data?: Record<string, unknown>;
+  /**
+   * A challenge the caller derives from what the tap confirms (base64url of 16 to 64 bytes, e.g.
+   * SHA-256 of an approval's operation): used as is and not stored, so {@link verifyAuthentication}
+   * must be given it as `expectedChallenge`; the caller owns its single use. Needs `userId`.
+   */
+  challenge?: string;
 }
 
 /**
@@ -47,7 +53,19 @@ export async function authenticationOptions(
   ctx: WebAuthnContext,
   input: AuthenticationOptionsInput = {},
 ): Promise<PublicKeyCredentialRequestOptionsJSON> {
-  const { username, userId, purpose = "login", data } = (input ?? {}) as AuthenticationOptionsInput;
+  const {
+    username,
+    userId,
+    purpose = "login",
+    data,
+    challenge: bound,
+  } = (input ?? {}) as AuthenticationOptionsInput;
+  if (bound !== undefined && (!isBoundChallenge(bound) || userId === undefined)) {
+    throw new WebAuthnError(
+      "ERR_WEBAUTHN_MALFORMED",
+      "challenge must be base64url of 16 to 64 bytes, given with userId.",
+    );
+  }
   if (
     username !== undefined &&
     (typeof username !== "string" || username.length === 0 || username.length > 256)
@@ -84,10 +102,12 @@ export async function authenticationOptions(
           .filter((c) => c.suspendedAt === undefined)
           .map((c) => ({ id: c.id, transports: knownTransports(c.transports) }));
 
-  const challenge = issueChallenge(ctx, purpose, {
-    ...(user !== undefined ? { userId: user.id } : {}),
-    data: challengeData,
-  });
+  const challenge =
+    bound ??
+    issueChallenge(ctx, purpose, {
+      ...(user !== undefined ? { userId: user.id } : {}),
+      data: challengeData,
+    });
   return generateAuthenticationOptions({
     rpID: ctx.rp.id,
     challenge: new Uint8Array(Buffer.from(challenge, "base64url")),
@@ -95,4 +115,9 @@ export async function authenticationOptions(
     userVerification: ctx.authenticators.userVerification,
     ...(allow !== undefined && allow.length > 0 ? { allowCredentials: allow } : {}),
   });
+}
+
+/** A caller-derived challenge: base64url (no padding) of 16 to 64 bytes. */
+export function isBoundChallenge(value: unknown): value is string {
+  return typeof value === "string" && /^[A-Za-z0-9_-]{22,86}$/.test(value);
 }

@@ -15,6 +15,12 @@ export interface VerifyAuthenticationInput {
   response: unknown;
   /** The purpose {@link authenticationOptions} was called with; default "login". */
   purpose?: Exclude<ChallengeRecord["purpose"], "register">;
+  /**
+   * For options made with a caller-derived `challenge`: the challenge the response must carry and
+   * the user whose key must sign it. Nothing is consumed from the store: the caller makes the
+   * confirmation single use (e.g. one approval per person).
+   */
+  expectedChallenge?: { challenge: string; userId: string };
 }
 
 /** A successful sign-in. */
@@ -80,7 +86,11 @@ export async function verifyAuthentication(
     const { challenge } = readClientData(response.response.clientDataJSON);
     // Decoded before the challenge is consumed: a garbled response does not use it up.
     readAuthenticatorData(response.response.authenticatorData);
-    const record = takeChallenge(ctx, challenge, purpose);
+    const expected = input?.expectedChallenge;
+    const record: ChallengeRecord =
+      expected === undefined
+        ? takeChallenge(ctx, challenge, purpose)
+        : boundChallenge(ctx, challenge, purpose, expected);
 
     const stored = ctx.store.getCredential(response.id);
     const owner = stored !== undefined ? ctx.store.getUserById(stored.userId) : undefined;
@@ -262,6 +272,26 @@ function suspectClone(
     "ERR_WEBAUTHN_CLONE_SUSPECTED",
     "the key's signature counter went backwards — it may have been cloned; it is suspended until an administrator re-enables it.",
   );
+}
+
+/** The record of a caller-derived challenge: the response must carry exactly it. */
+function boundChallenge(
+  ctx: Pick<WebAuthnContext, "clock">,
+  challenge: string,
+  purpose: ChallengeRecord["purpose"],
+  expected: { challenge: string; userId: string },
+): ChallengeRecord {
+  if (
+    typeof expected.challenge !== "string" ||
+    typeof expected.userId !== "string" ||
+    challenge !== expected.challenge
+  ) {
+    throw new WebAuthnError(
+      "ERR_WEBAUTHN_CHALLENGE",
+      "the assertion was made for another challenge than the one this confirms (another operation or request); ask for new options and touch your key again.",
+    );
+  }
+  return { challenge, purpose, userId: expected.userId, expiresAt: ctx.clock() + 1 };
 }
 
 function badSignature(): WebAuthnError {

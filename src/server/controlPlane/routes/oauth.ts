@@ -12,6 +12,7 @@ import { html } from "../pages/html.js";
 import { sendPage } from "../pages/send.js";
 import { authorizePage, errorPage } from "../pages/views.js";
 import { checkSession, signInWithKey, tokensFor } from "../signIn.js";
+import { agentTokenResponse } from "./grants.js";
 
 /** RFC 8693 token exchange. */
 export const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -85,6 +86,8 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       const grantType = param(params, "grant_type");
       if (grantType === undefined) throw invalidRequest("grant_type is missing.");
       if (grantType === TOKEN_EXCHANGE) return exchangeToken(ctx, params);
+      // An agent under a person's grant: RFC 7523 private_key_jwt (routes/grants.ts).
+      if (grantType === "client_credentials") return agentTokenResponse(ctx, params);
       const clientId = param(params, "client_id");
       if (clientId === undefined) throw invalidRequest(`client_id is missing; send "${CLI_CLIENT_ID}".`);
       checkClientId(clientId);
@@ -102,7 +105,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
       throw new OAuthError(
         400,
         "unsupported_grant_type",
-        `grant_type must be "authorization_code", "refresh_token" or "${TOKEN_EXCHANGE}".`,
+        `grant_type must be "authorization_code", "refresh_token", "client_credentials" or "${TOKEN_EXCHANGE}".`,
       );
     });
 
