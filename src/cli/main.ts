@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/errors.js";
+import { registerAgent } from "./agent.js";
 import { registerAudit } from "./audit.js";
 import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
@@ -9,6 +10,7 @@ import { registerInit } from "./init.js";
 import { CliError, type Io, processIo } from "./io.js";
 import { registerKeys } from "./keys.js";
 import { registerLogin } from "./login.js";
+import { registerMcp } from "./mcp.js";
 import { registerPolicy } from "./policy.js";
 import { registerServe } from "./serve.js";
 import { registerToken } from "./token.js";
@@ -41,7 +43,9 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   registerKeys(program, io);
   registerPolicy(program, io);
   registerAudit(program, io);
+  registerAgent(program, io);
   registerDoctor(program, io);
+  registerMcp(program, io);
   program.addHelpText(
     "after",
     "\nStart here:\n  cosmosgate dev                 gateway + embedded store; prints the first administrator's enrollment link\n" +
