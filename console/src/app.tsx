@@ -6,9 +6,12 @@ import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { MeView } from "../../src/server/controlPlane/consoleApi";
 import { ApiError, forgetSession, loadMe, onSignedOut, post } from "./api";
+import { useApprovalFeed } from "./approvals";
 import { Shell } from "./components/Shell";
 import { LoadError, Page } from "./components/ui";
 import { setNotice } from "./notice";
+import { AgentsPage } from "./pages/Agents";
+import { ApprovalPage, ApprovalsPage } from "./pages/Approvals";
 import { AuditPage } from "./pages/Audit";
 import { KeysPage } from "./pages/Keys";
 import { KeyUsagePage } from "./pages/KeyUsage";
@@ -28,6 +31,15 @@ export type Auth =
 function nextOf(route: Route): string {
   const qs = route.query.toString();
   return `${route.path}${qs ? `?${qs}` : ""}`;
+}
+
+/** A path segment decoded (as it is when malformed). */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function goToSignIn(): void {
@@ -90,6 +102,8 @@ export function App() {
   }, []);
 
   const me = auth.state === "in" ? auth.me : undefined;
+  // Approvals waiting for this person, live on every page (the navigation's count, announcements).
+  const approvals = useApprovalFeed(me);
   let page: ComponentChildren;
   if (auth.state === "error" && route.path !== "/signin") {
     page = (
@@ -114,6 +128,12 @@ export function App() {
       case "/keys":
         page = <KeysPage me={me} refreshMe={refreshMe} />;
         break;
+      case "/agents":
+        page = <AgentsPage me={me} />;
+        break;
+      case "/approvals":
+        page = <ApprovalsPage me={me} feed={approvals} />;
+        break;
       case "/people":
         page = <PeoplePage me={me} />;
         break;
@@ -130,7 +150,14 @@ export function App() {
         page = <StatusPage />;
         break;
       default:
-        page = (
+        page = route.path.startsWith("/approvals/") ? (
+          <ApprovalPage
+            key={route.path}
+            id={decoded(route.path.slice("/approvals/".length))}
+            me={me}
+            feed={approvals}
+          />
+        ) : (
           <Page name="not-found" title="Page not found">
             <p>
               There is no page at <code>{route.path}</code>. <a href="#/keys">Go to my keys</a>.
@@ -141,7 +168,7 @@ export function App() {
   }
 
   return (
-    <Shell me={me} path={route.path} onSignOut={signOut}>
+    <Shell me={me} path={route.path} onSignOut={signOut} approvals={approvals}>
       {page}
     </Shell>
   );

@@ -41,3 +41,30 @@ export const EVENT_TYPES = [
   "gateway.started",
   "audit.checkpoint",
 ];
+
+const ITEM_ACTIONS: Action[] = ["read", "create", "upsert", "replace", "patch", "delete"];
+const CONTAINER_ACTIONS: Action[] = [...ITEM_ACTIONS, "query", "changeFeed", "execute", "conflicts"];
+/** Native data actions (after "Microsoft.DocumentDB/databaseAccounts/", lower-case) → short actions (src/cosmos/actions.ts). */
+const NATIVE: Record<string, Action[]> = {
+  readmetadata: ["metadata"],
+  "sqldatabases/containers/items/read": ["read"],
+  "sqldatabases/containers/items/create": ["create"],
+  "sqldatabases/containers/items/upsert": ["upsert"],
+  "sqldatabases/containers/items/replace": ["replace", "patch"],
+  "sqldatabases/containers/items/delete": ["delete"],
+  "sqldatabases/containers/items/*": ITEM_ACTIONS,
+  "sqldatabases/containers/executequery": ["query"],
+  "sqldatabases/containers/readchangefeed": ["changeFeed"],
+  "sqldatabases/containers/executestoredprocedure": ["execute"],
+  "sqldatabases/containers/manageconflicts": ["conflicts"],
+  "sqldatabases/containers/*": CONTAINER_ACTIONS,
+};
+
+/** The short actions a policy's action name grants (`*`, a short name or a native data action); [] if unknown. */
+export function expandAction(name: string): Action[] {
+  if (name === "*") return ACTIONS;
+  if ((ACTIONS as string[]).includes(name)) return [name as Action];
+  const lower = name.toLowerCase();
+  const prefix = "microsoft.documentdb/databaseaccounts/";
+  return lower.startsWith(prefix) ? (NATIVE[lower.slice(prefix.length)] ?? []) : [];
+}

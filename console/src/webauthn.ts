@@ -10,7 +10,7 @@ import {
   startRegistration,
 } from "@simplewebauthn/browser";
 import type { RemoveKeyResult } from "../../src/server/controlPlane/consoleApi";
-import { ApiError, del, post, seg } from "./api";
+import { ApiError, del, post, seg, sentence } from "./api";
 
 /** A failure a person can act on: `code` is the server's or the browser's, `message` says what to do. */
 export class CeremonyError extends Error {
@@ -51,6 +51,17 @@ const SERVER_MESSAGES: Record<string, string> = {
 
 /** Turns a server refusal into the console's sentence (the server's own when it has no better one). */
 export function serverMessage(error: ApiError): CeremonyError {
+  if (error.code === "ERR_TAP_REQUIRED") {
+    // "... the assertion was not accepted (CODE: why) Ask for new options ...": the why, in the console's words.
+    const inner = /\((ERR_[A-Z_]+): ([^)]*)\)/.exec(error.message);
+    if (inner) {
+      return new CeremonyError(
+        inner[1],
+        `Your key's answer was not accepted. ${SERVER_MESSAGES[inner[1]] ?? sentence(inner[2])} Try again.`,
+        error.status,
+      );
+    }
+  }
   return new CeremonyError(error.code, SERVER_MESSAGES[error.code] ?? error.message, error.status);
 }
 
@@ -104,7 +115,8 @@ async function ceremonyStep<T>(
   }
 }
 
-async function server<T>(call: () => Promise<T>): Promise<T> {
+/** Runs a ceremony's request to the gateway; its refusals become {@link CeremonyError}s with the console's sentence. */
+export async function server<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
