@@ -870,6 +870,7 @@ describe("discovery, keys and health", () => {
           "authorization_code",
           "refresh_token",
           "urn:ietf:params:oauth:grant-type:token-exchange",
+          "client_credentials",
         ],
       });
     }

@@ -18,6 +18,7 @@ export interface DiscoveryDocument {
   grant_types_supported: string[];
   code_challenge_methods_supported: string[];
   token_endpoint_auth_methods_supported: string[];
+  token_endpoint_auth_signing_alg_values_supported: string[];
   revocation_endpoint_auth_methods_supported: string[];
   subject_types_supported: string[];
   id_token_signing_alg_values_supported: string[];
@@ -57,9 +58,12 @@ export function discoveryDocument(options: DiscoveryOptions): DiscoveryDocument 
       "authorization_code",
       "refresh_token",
       "urn:ietf:params:oauth:grant-type:token-exchange",
+      "client_credentials",
     ],
     code_challenge_methods_supported: ["S256"],
-    token_endpoint_auth_methods_supported: ["none"],
+    // "none" for the command line (PKCE); private_key_jwt (RFC 7523) for agents.
+    token_endpoint_auth_methods_supported: ["none", "private_key_jwt"],
+    token_endpoint_auth_signing_alg_values_supported: ["ES256"],
     revocation_endpoint_auth_methods_supported: ["none"],
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: ["ES256"],
