@@ -37,6 +37,7 @@ import { readAuditRecords, waitUntil } from "./helpers/auditProbe.js";
 import { runCli } from "./helpers/cli.js";
 import { type ControlPlaneResponse, controlPlaneClient } from "./helpers/controlPlaneClient.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
+import { sdkError } from "./helpers/sdkError.js";
 
 const POLICY = `roles:
   admin:
@@ -127,18 +128,6 @@ function agentClient(grantId: string, credential?: AgentCredential): CosmosClien
   });
   clients.push(c);
   return c;
-}
-
-async function sdkError(
-  fn: () => Promise<unknown>,
-): Promise<{ code: number; substatus?: number; message: string }> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as { code: number; substatus?: number; message: string };
-    return { code: e.code, substatus: e.substatus, message: e.message };
-  }
-  throw new Error("expected the SDK call to fail, and it succeeded");
 }
 
 /** POSTs a token request as a form. */

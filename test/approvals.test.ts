@@ -28,6 +28,7 @@ import {
 import { readAuditRecords, waitUntil } from "./helpers/auditProbe.js";
 import { controlPlaneClient } from "./helpers/controlPlaneClient.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
+import { sdkError } from "./helpers/sdkError.js";
 
 const SECRET = "confidential-note-7d1f0c";
 
@@ -87,18 +88,6 @@ function client(sub: string, groups: string[], agent?: string): CosmosClient {
   });
   clients.push(c);
   return c;
-}
-
-async function sdkError(
-  fn: () => Promise<unknown>,
-): Promise<{ code: number; substatus?: number; message: string }> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as { code: number; substatus?: number; message: string };
-    return { code: e.code, substatus: e.substatus, message: e.message };
-  }
-  throw new Error("expected the SDK call to fail, and it succeeded");
 }
 
 /** The approval ID and URL the 403's message names. */

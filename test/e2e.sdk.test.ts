@@ -3,19 +3,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyChain } from "../src/audit/verify.js";
 import { type Harness, startHarness } from "./helpers/gateway.js";
-
-/** Runs `fn` and returns the SDK error it must throw. */
-async function sdkError(
-  fn: () => Promise<unknown>,
-): Promise<{ code: number; substatus?: number; message: string }> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as { code: number; substatus?: number; message: string };
-    return { code: e.code, substatus: e.substatus, message: e.message };
-  }
-  throw new Error("expected the SDK call to fail, and it succeeded");
-}
+import { sdkError } from "./helpers/sdkError.js";
 
 interface Row {
   seq: number;
