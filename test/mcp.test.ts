@@ -361,13 +361,17 @@ describe("cosmosgate mcp over stdio, as an agent with a grant", () => {
     const sdk = h.client("alice", ["cosmos-admins"]).database("shop").container("orders");
     expect((await sdk.item("o2", "c2").read()).statusCode).toBe(200);
 
-    // approval_status explains where and how, without an approval credential.
+    // approval_status asks the gateway with the agent's own token: pending, where to approve.
     const status = await call(mcp, "approval_status", { id });
     expect(status.isError, status.text).toBe(false);
+    expect(status.text).toMatch(/^PENDING: /);
+    expect(status.text).toMatch(/0 of 1 approval so far/);
     expect(status.text).toContain(url);
     expect(status.text).toMatch(/delete_item/);
+    expect(status.text).toContain("/dbs/shop/colls/orders/docs/o2");
     const unknown = await call(mcp, "approval_status", { id: "apr_unknown" });
     expect(unknown.isError).toBe(true);
+    expect(unknown.text).toMatch(/knows no approval "apr_unknown"/);
 
     // The person approves with a tap over exactly this operation.
     const view = await send("GET", `/api/approvals/${encodeURIComponent(id!)}`, admin);
@@ -386,10 +390,20 @@ describe("cosmosgate mcp over stdio, as an agent with a grant", () => {
     );
     expect(approved.status, approved.text).toBe(200);
 
+    // After the tap the tool says so, and tells the model to retry the same call now.
+    const nowApproved = await call(mcp, "approval_status", { id });
+    expect(nowApproved.isError, nowApproved.text).toBe(false);
+    expect(nowApproved.text).toMatch(/^APPROVED: /);
+    expect(nowApproved.text).toMatch(
+      /Retry the same call now: call delete_item again with exactly the same arguments/,
+    );
+
     const retried = await call(mcp, "delete_item", args);
     expect(retried.isError, retried.text).toBe(false);
     expect(JSON.parse(retried.text).deleted).toEqual({ id: "o2", partitionKey: "c2" });
     expect((await sdk.item("o2", "c2").read()).statusCode).toBe(404);
+    const used = await call(mcp, "approval_status", { id });
+    expect(used.text).toMatch(/^USED: /);
 
     // A different delete needs its own approval.
     const other = await call(mcp, "delete_item", { ...args, id: "o1", partitionKey: "c1" });

@@ -78,6 +78,11 @@ export interface GrantView {
   confirmedAt: string | null;
   revokedAt: string | null;
   revokedReason: string | null;
+  /**
+   * The canonical JSON the confirming tap signs: only in `GET /api/grants/:id` of the person's own
+   * pending grant (the console's `#/agents?confirm=ID` shows it for a grant the CLI made).
+   */
+  canonical?: string;
 }
 
 /** `POST /api/grants` → the pending grant, exactly what the tap will sign, and the tap's options. */
@@ -89,7 +94,9 @@ export interface GrantDraft {
   options: unknown;
 }
 
-// Grants API (cookie session + CSRF on writes):
+// Grants API (cookie session + CSRF on writes; or, for the CLI, `Authorization: Bearer` with the
+// access token of a live `cosmosgate login` session, no CSRF — on POST /api/grants, GET, DELETE and
+// rights; never for options/confirm: taps happen in the browser):
 //   POST   /api/grants                 GrantRequest → GrantDraft
 //   POST   /api/grants/:id/confirm     {response} → GrantView (active)
 //   GET    /api/grants                 → {grants: GrantView[]} (own; administrators: ?all=1 for everyone's)
@@ -141,7 +148,8 @@ export interface ApprovalView {
   rule: number;
 }
 
-// Approvals API (cookie session + CSRF on writes):
+// Approvals API (cookie session + CSRF on writes; the CLI's `cosmosgate login` bearer token may
+// read: GET /api/approvals and GET /api/approvals/:id):
 //   GET  /api/approvals                  → {approvals: ApprovalView[]} (those I may approve, and mine)
 //   GET  /api/approvals/:id              → ApprovalView (approvers and the requester)
 //   POST /api/approvals/:id/options      {} → WebAuthn request options; challenge =
@@ -150,3 +158,21 @@ export interface ApprovalView {
 //   POST /api/approvals/:id/deny         {reason?} → ApprovalView
 //   GET  /api/approvals/stream           text/event-stream: `approval` events (ApprovalView JSON) as
 //                                        approvals I may act on appear or change.
+
+/**
+ * What an agent may know of an approval it asked for: `GET /api/agent/approvals/:id` with
+ * `Authorization: Bearer <the agent's access token>` (no cookie). Answered only for an approval whose
+ * person is the token's `sub` and whose agent is its `act.sub`, under an active grant; anything else
+ * is 404; no token 401, a token without a grant 403, a revoked/expired grant 401. No body, and
+ * approvers only as a count.
+ */
+export interface AgentApprovalStatus {
+  id: string;
+  status: ApprovalView["status"];
+  quorum: number;
+  /** How many distinct people have approved so far. */
+  approvals: number;
+  expiresAt: string;
+  url: string;
+  operation: Pick<ApprovalOperation, "method" | "resource" | "operation" | "partitionKey">;
+}

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { registerAgentGrants } from "./agentGrants.js";
 import { CliError, type Io } from "./io.js";
 
 /** What `agent` commands may be given instead of the real process (tests). */
@@ -22,7 +23,8 @@ export function registerAgent(program: Command, io: Io): void {
         "public key, a subset of their own rights, a lifetime) and confirms it by touching their key. The agent\n" +
         "then gets short-lived tokens with its own private key, which never leaves the machine it runs on.\n" +
         "  1. cosmosgate agent keygen report-bot          (where the agent runs; paste the public key into the grant)\n" +
-        "  2. the person creates and confirms the grant in the console (Agents)\n" +
+        "  2. the person creates and confirms the grant in the console (Agents), or with\n" +
+        "     cosmosgate agent grant report-bot --allow read,query --on /dbs/shop   (opens the browser for the tap)\n" +
         "  3. cosmosgate agent token report-bot --grant gr_...   (or AgentCredential in code)",
     );
 
@@ -58,6 +60,8 @@ export function registerAgent(program: Command, io: Io): void {
     .action(async (name: string, opts: { grant: string; gateway?: string; key?: string }) => {
       await runAgentToken(name, opts, io);
     });
+
+  registerAgentGrants(agent, io);
 }
 
 /**

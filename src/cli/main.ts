@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config/errors.js";
 import { registerAgent } from "./agent.js";
+import { registerApprovals } from "./agentGrants.js";
 import { registerAudit } from "./audit.js";
 import { registerConfig } from "./config.js";
 import { registerDev } from "./dev.js";
@@ -44,6 +45,7 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   registerPolicy(program, io);
   registerAudit(program, io);
   registerAgent(program, io);
+  registerApprovals(program, io);
   registerDoctor(program, io);
   registerMcp(program, io);
   program.addHelpText(

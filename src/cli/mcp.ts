@@ -7,7 +7,12 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import type { Command } from "commander";
 import { decodeJwt } from "jose";
 import { z } from "zod";
-import { AGENT_NAME, APPROVAL_REQUIRED_SUBSTATUS, OUTSIDE_GRANT_SUBSTATUS } from "../agents/contract.js";
+import {
+  AGENT_NAME,
+  type AgentApprovalStatus,
+  APPROVAL_REQUIRED_SUBSTATUS,
+  OUTSIDE_GRANT_SUBSTATUS,
+} from "../agents/contract.js";
 import { agentKeyPath } from "../client/agentKey.js";
 import { normalizeGatewayUrl, secureUrl } from "../client/urls.js";
 import { CliError, type Io } from "./io.js";
@@ -289,13 +294,14 @@ const INSTRUCTIONS =
   "returns APPROVAL REQUIRED with an approval ID and URL and changes nothing. Give the person the URL and ask " +
   "them to review and approve the operation there with their security key; once they say it is approved, call " +
   "the same tool again with exactly the same arguments (an approval covers one exact operation, once). " +
-  "approval_status tells what is known about an approval.\n" +
+  "approval_status asks the gateway whether an approval is still pending, approved (then retry the same call), " +
+  "denied, expired or used.\n" +
   "- An error saying the operation is outside the grant will not succeed by retrying: tell the person what you " +
   "tried; only they can give the agent a wider grant.\n" +
   "- An error about the agent's token (grant revoked, expired or exhausted) or an unreachable gateway also needs " +
   "the person; do not loop on it.";
 
-/** How many approvals approval_status remembers. */
+/** How many approvals this server remembers (approval_status names the tool call each was for). */
 const MAX_REMEMBERED_APPROVALS = 500;
 
 /** A tool's callback result. */
@@ -708,48 +714,23 @@ export async function createMcpServer(
     {
       title: "Approval status",
       description:
-        "Tells what is known about an approval that a previous tool call returned (by its ID): which call it was " +
-        "for and the URL where the person approves it. Approving needs the person's tap on their security key at " +
-        "that URL; the agent cannot approve. To find out whether it has been approved, call the original tool " +
-        "again with exactly the same arguments: it succeeds once approved, and returns the same approval while " +
-        "it is still pending.",
+        "Asks the gateway for the state of an approval that a previous tool call returned (by its ID): pending " +
+        "(with how many of the needed approvals it has, and the URL where the person approves it), approved (call " +
+        "the original tool again now with exactly the same arguments: it succeeds once), denied, expired or used. " +
+        "Approving needs the person's tap on their security key at the URL; the agent cannot approve.",
       inputSchema: {
         id: z.string().min(1).max(200).describe("The approval ID from an APPROVAL REQUIRED result."),
       },
-      annotations: { readOnlyHint: true, idempotentHint: true, openWorldHint: false },
+      annotations: { readOnlyHint: true, idempotentHint: false, openWorldHint: false },
     },
-    async ({ id }) => {
+    async ({ id }, extra) => {
       const seen = approvals.get(id);
-      ctx.log(`approval_status ${id}: ${seen ? "known" : "unknown"}`);
-      if (!seen) {
-        return {
-          isError: true,
-          content: [
-            {
-              type: "text",
-              text:
-                `This server has not seen approval ${JSON.stringify(id)} (it remembers the approvals its own tool calls ` +
-                "returned since it started). Approvals are listed for the person in the gateway's console under " +
-                `Approvals (${ctx.gateway}/console/#/approvals). To check an operation, call its tool again with the same ` +
-                "arguments: it succeeds once approved, or returns the approval it waits for.",
-            },
-          ],
-        };
-      }
-      return {
-        content: [
-          {
-            type: "text",
-            text:
-              `Approval ${seen.id} is for ${seen.tool} on ${seen.target}, first returned at ${seen.at}.\n` +
-              `Approve at: ${seen.url ?? "(the gateway gave no URL; see the console's Approvals page)"}\n` +
-              "The agent cannot read its state with its own credential: ask the person whether they approved it. " +
-              `Once they have, call ${seen.tool} again with exactly the same arguments; it succeeds once (the approval ` +
-              "is single-use). If it returns APPROVAL REQUIRED again with the same ID, it is still pending; with a new " +
-              "ID, the old one was denied, expired or used, and the person must approve the new one.",
-          },
-        ],
-      };
+      const started = Date.now();
+      const result = await approvalStatus(ctx, id, seen, extra.signal);
+      ctx.log(
+        `approval_status ${id}: ${result.isError ? "failed" : "ok"} (${Date.now() - started} ms): ${textOf(result).split(/[: ]/, 1)[0]}`,
+      );
+      return result;
     },
   );
 
@@ -974,6 +955,105 @@ export function approvalOf(err: unknown): ApprovalRequired | undefined {
 
 function str(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function textOf(r: Result): string {
+  const first = r.content[0];
+  return first?.type === "text" ? first.text : "";
+}
+
+/**
+ * approval_status: `GET {gateway}/api/agent/approvals/:id` with the agent's token (AgentCredential),
+ * told to the model as what to do next. Never throws: failures are tool errors.
+ */
+async function approvalStatus(
+  ctx: McpContext,
+  id: string,
+  seen: SeenApproval | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Result> {
+  const error = (text: string): Result => ({ isError: true, content: [{ type: "text", text }] });
+  const consolePage = `${ctx.gateway}/console/#/approvals`;
+  let token: string;
+  try {
+    token = (await ctx.credential.getToken()).token;
+  } catch (err) {
+    return error(describeFailure(new AgentTokenError(err), ctx));
+  }
+  const url = `${ctx.gateway}/api/agent/approvals/${encodeURIComponent(id)}`;
+  let res: Response;
+  let body: unknown;
+  try {
+    const timeout = AbortSignal.timeout(Math.min(ctx.timeoutMs, 30_000));
+    res = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    body = await res.json().catch(() => undefined);
+  } catch (err) {
+    return error(
+      `Cannot reach the gateway at ${ctx.gateway} to ask about approval ${id}: ${(err as Error).message}\n` +
+        "The gateway may be down; tell the person if it persists.",
+    );
+  }
+  const message = String((body as { message?: unknown } | undefined)?.message ?? "");
+  if (res.status === 404) {
+    return error(
+      `The gateway knows no approval ${JSON.stringify(id)} asked for by agent ${ctx.agent} for this person` +
+        `${message ? ` (${message})` : ""}. Check the ID in the APPROVAL REQUIRED result; the person sees their ` +
+        `approvals at ${consolePage}.`,
+    );
+  }
+  if (res.status === 401 || res.status === 403) {
+    return error(
+      `The gateway did not accept the agent's token to read approval ${id} (${res.status}): ${message}\n` +
+        `The grant ${ctx.grant} may have been revoked or have expired, or the person's access was removed. ` +
+        "Do not retry: tell the person.",
+    );
+  }
+  const a = body as AgentApprovalStatus | undefined;
+  if (res.status !== 200 || a === undefined || typeof a.status !== "string") {
+    return error(`The gateway answered ${res.status} about approval ${id}: ${message || "(no details)"}`);
+  }
+  const op = a.operation;
+  const what =
+    `${op.operation} (${op.method} ${op.resource}${op.partitionKey !== null ? `, partition key ${op.partitionKey}` : ""})` +
+    (seen ? `, asked for by ${seen.tool}` : "");
+  const tool = seen?.tool ?? "the tool that returned it";
+  const head = `Approval ${a.id} for ${what}`;
+  let text: string;
+  switch (a.status) {
+    case "pending":
+      text =
+        `PENDING: ${head} is waiting for the person: ${a.approvals} of ${a.quorum} approval${a.quorum === 1 ? "" : "s"} ` +
+        `so far; it expires at ${a.expiresAt}.\nApprove at: ${a.url}\n` +
+        "Ask the person to open the URL, check the operation and approve it with their security key. Nothing to " +
+        "retry yet; check again with approval_status after they say they have approved it.";
+      break;
+    case "approved":
+      text =
+        `APPROVED: ${head} has been approved. Retry the same call now: call ${tool} again with exactly the same ` +
+        `arguments (before ${a.expiresAt}); it succeeds once, as the approval covers that exact operation a single time.`;
+      break;
+    case "denied":
+      text =
+        `DENIED: ${head} was denied by an approver. Do not retry it; tell the person, and change the request only ` +
+        "if they ask you to.";
+      break;
+    case "expired":
+      text =
+        `EXPIRED: ${head} was not approved in time (it expired at ${a.expiresAt}). Calling ${tool} again with the same ` +
+        "arguments asks for a new approval, which the person must approve; do so only if the person still wants it.";
+      break;
+    case "used":
+      text =
+        `USED: ${head} was approved and the operation has been carried out once with it. Doing it again needs a ` +
+        "new approval.";
+      break;
+    default:
+      text = `${head} is ${String(a.status)}. Approvals are at ${a.url}.`;
+  }
+  return { content: [{ type: "text", text }] };
 }
 
 function approvalResult(tool: string, a: SeenApproval): Result {

@@ -9,7 +9,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { AGENT_NAME, type GrantDraft, type GrantRequest, type GrantView } from "../../../src/agents/contract";
 import type { ExplainResult } from "../../../src/policy/explain";
 import type { MeView, PolicyView } from "../../../src/server/controlPlane/consoleApi";
-import { del, post, seg } from "../api";
+import { del, get, post, seg } from "../api";
 import { sha256url } from "../canonical";
 import {
   Badge,
@@ -25,6 +25,7 @@ import {
   useResource,
 } from "../components/ui";
 import { formatNumber, list, relative } from "../format";
+import { navigate, useRoute } from "../router";
 import { ACTIONS, expandAction } from "../vocabulary";
 import { authenticate, CeremonyError, server } from "../webauthn";
 
@@ -537,7 +538,8 @@ function DraftPanel({
   onDiscard,
 }: {
   draft: GrantDraft;
-  sent: GrantRequest;
+  /** What the person sent in the form; absent for a grant made elsewhere (`cosmosgate agent grant`). */
+  sent?: GrantRequest;
   onConfirmed: (g: GrantView) => void;
   onDiscard: () => void;
 }) {
@@ -558,7 +560,9 @@ function DraftPanel({
   const g = draft.grant;
   // What is shown is read from the very text the tap signs, and its key checked against the one pasted.
   const signed = readSigned(draft.canonical);
-  const keyOk = signed.publicKey?.x === sent.publicKey.x && signed.publicKey?.y === sent.publicKey.y;
+  const keyOk =
+    sent === undefined ||
+    (signed.publicKey?.x === sent.publicKey.x && signed.publicKey?.y === sent.publicKey.y);
   const matches = digest === options.challenge;
   const confirm = async () => {
     setBusy(true);
@@ -616,6 +620,12 @@ function DraftPanel({
           ],
         ]}
       />
+      {sent === undefined && (
+        <p class="notice warn" data-testid="grant-from-cli">
+          This grant was made by <code>cosmosgate agent grant</code>: check that the agent's key thumbprint
+          above is the one the command printed, and confirm only a grant you asked for.
+        </p>
+      )}
       <h3>What your key signs</h3>
       <p class="help">
         Your tap signs the SHA-256 of exactly this text (what is listed above is read from it), so the grant
@@ -632,7 +642,11 @@ function DraftPanel({
             <Verdict
               ok={keyOk}
               testid="grant-key-check"
-              yes="the agent's key in it is the one you pasted"
+              yes={
+                sent === undefined
+                  ? "compare its thumbprint with the one the command printed"
+                  : "the agent's key in it is the one you pasted"
+              }
               no="the agent's key in it is not the one you pasted: do not confirm"
             />,
           ],
@@ -779,7 +793,7 @@ const ORDER: Record<GrantView["status"], number> = {
 
 type Step =
   | { step: "form" }
-  | { step: "draft"; draft: GrantDraft; sent: GrantRequest }
+  | { step: "draft"; draft: GrantDraft; sent?: GrantRequest }
   | { step: "done"; grant: GrantView };
 
 export function AgentsPage({ me }: { me: MeView | undefined }) {
@@ -789,7 +803,32 @@ export function AgentsPage({ me }: { me: MeView | undefined }) {
   const [step, setStep] = useState<Step>({ step: "form" });
   const [revoking, setRevoking] = useState<GrantView | null>(null);
   const [busy, setBusy] = useState(false);
-  const { flash, say, fail } = useFlash();
+  const { flash, say, fail, clear } = useFlash();
+  // #/agents?confirm=ID: confirm a pending grant made elsewhere (`cosmosgate agent grant`).
+  const confirmId = useRoute().query.get("confirm");
+  useEffect(() => {
+    if (!confirmId) return;
+    let alive = true;
+    say("Loading the grant to confirm…");
+    (async () => {
+      const g = await get<GrantView>(`/api/grants/${seg(confirmId)}`);
+      if (g.status !== "pending" || g.canonical === undefined) {
+        throw new Error(
+          `The grant ${g.id} is ${STATUS_TEXT[g.status].toLowerCase()}: there is nothing to confirm.`,
+        );
+      }
+      const options = await post<unknown>(`/api/grants/${seg(g.id)}/options`, {});
+      if (!alive) return;
+      clear();
+      setStep({ step: "draft", draft: { grant: g, canonical: g.canonical, options } });
+    })().catch((err: unknown) => alive && fail(err));
+    return () => {
+      alive = false;
+    };
+  }, [confirmId, say, fail, clear]);
+  const leaveConfirm = () => {
+    if (confirmId) navigate("/agents");
+  };
 
   const revoke = async (g: GrantView, quiet = false) => {
     setBusy(true);
@@ -824,9 +863,11 @@ export function AgentsPage({ me }: { me: MeView | undefined }) {
           sent={step.sent}
           onConfirmed={(grant) => {
             setStep({ step: "done", grant });
+            leaveConfirm();
             grants.reload();
           }}
           onDiscard={() => {
+            leaveConfirm();
             // The pending grant is of no use without its tap: withdraw it.
             void revoke(step.draft.grant, true);
             setStep({ step: "form" });

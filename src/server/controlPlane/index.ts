@@ -6,6 +6,7 @@ import { checkCsrf } from "./csrf.js";
 import { ApiError, toErrorReply } from "./errors.js";
 import { PAGE_CSP } from "./pages/html.js";
 import { accountRoutes } from "./routes/account.js";
+import { agentApprovalRoutes } from "./routes/agentApprovals.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { type AuditCheckpointSource, auditCheckpointRoutes } from "./routes/auditCheckpoints.js";
 import { ceremonyRoutes } from "./routes/ceremonies.js";
@@ -219,6 +220,7 @@ export function createControlPlane(
   consolePolicyRoutes(app, ctx);
   grantRoutes(app, ctx);
   approvalRoutes(app, ctx);
+  agentApprovalRoutes(app, ctx);
   pageRoutes(app, ctx, webauthnBundle);
   return app;
 }

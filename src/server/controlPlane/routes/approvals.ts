@@ -4,11 +4,11 @@ import type { ApprovalRecord } from "../../../approvals/approvalStore.js";
 import type { ApprovalPerson, EventOrigin } from "../../../approvals/approvals.js";
 import { approvalChallenge } from "../../../approvals/operation.js";
 import { WebAuthnError } from "../../../identity/webauthn/index.js";
+import { signedInCaller } from "../bearer.js";
 import { bodyObject, optionalString } from "../body.js";
 import type { ControlPlaneContext } from "../context.js";
 import { ApiError } from "../errors.js";
-import { currentSignIn, readSignedIn, type SignedIn } from "../session.js";
-import { notSignedIn } from "../signIn.js";
+import { readSignedIn, type SignedIn } from "../session.js";
 
 /** A comment line keeps an idle event stream open through proxies. */
 const HEARTBEAT_MS = 15_000;
@@ -62,11 +62,12 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   const perUser = new Map<string, number>();
   const busy = new Set<string>();
 
-  const me = (request: FastifyRequest, reply: FastifyReply): SignedIn => {
-    const signedIn = currentSignIn(request, reply, store, ctx.clock(), ctx.secure);
-    if (signedIn === undefined) throw notSignedIn();
-    return signedIn;
-  };
+  /**
+   * The signed-in person: the console cookie, or (`bearer`, reads only) a `cosmosgate login` access
+   * token — for the CLI's `approvals list/approve`. Taps, denials and the stream are cookie-only.
+   */
+  const me = (request: FastifyRequest, reply: FastifyReply, bearer = false): Promise<SignedIn> =>
+    signedInCaller(ctx, request, reply, { bearer });
   const person = (s: SignedIn): ApprovalPerson => ({
     id: s.user.id,
     name: s.user.name,
@@ -87,7 +88,7 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   };
 
   app.get("/api/approvals", async (request, reply): Promise<{ approvals: ApprovalView[] }> => {
-    const s = me(request, reply);
+    const s = await me(request, reply, true);
     const p = person(s);
     return {
       approvals: approvals
@@ -98,7 +99,7 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   });
 
   app.get("/api/approvals/stream", async (request, reply) => {
-    const s = me(request, reply);
+    const s = await me(request, reply);
     const count = perUser.get(s.user.id) ?? 0;
     if (count >= MAX_STREAMS_PER_USER) {
       throw new ApiError(
@@ -161,12 +162,12 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   });
 
   app.get<{ Params: { id: string } }>("/api/approvals/:id", async (request, reply): Promise<ApprovalView> => {
-    const s = me(request, reply);
+    const s = await me(request, reply, true);
     return approvals.view(visible(s, request.params.id));
   });
 
   app.post<{ Params: { id: string } }>("/api/approvals/:id/options", async (request, reply) => {
-    const s = me(request, reply);
+    const s = await me(request, reply);
     const a = visible(s, request.params.id);
     mayApprove(s, a);
     return webauthn.authenticationOptions({
@@ -179,7 +180,7 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   app.post<{ Params: { id: string } }>(
     "/api/approvals/:id/approve",
     async (request, reply): Promise<ApprovalView> => {
-      const s = me(request, reply);
+      const s = await me(request, reply);
       const a = visible(s, request.params.id);
       mayApprove(s, a);
       const response = bodyObject(request.body).response;
@@ -247,7 +248,7 @@ export function approvalRoutes(app: FastifyInstance, ctx: ControlPlaneContext): 
   app.post<{ Params: { id: string } }>(
     "/api/approvals/:id/deny",
     async (request, reply): Promise<ApprovalView> => {
-      const s = me(request, reply);
+      const s = await me(request, reply);
       const a = visible(s, request.params.id);
       const p = person(s);
       if (!approvals.isApprover(p, a) && p.name !== a.operation.person) throw notFound();

@@ -19,11 +19,11 @@ import {
 } from "../../../agents/grants.js";
 import { WebAuthnError } from "../../../identity/webauthn/index.js";
 import type { PolicyHolder } from "../../policyWatcher.js";
+import { signedInCaller } from "../bearer.js";
 import { bodyObject } from "../body.js";
 import type { ControlPlaneContext } from "../context.js";
 import { ApiError, OAuthError } from "../errors.js";
-import { currentSignIn, type SignedIn } from "../session.js";
-import { notSignedIn } from "../signIn.js";
+import type { SignedIn } from "../session.js";
 
 /** What the grants API and the agents' token endpoint need from the running gateway. */
 export interface AgentsDeps {
@@ -59,11 +59,13 @@ export const MAX_LIVE_GRANTS_PER_PERSON = 100;
  */
 export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
   const { store: identityStore, webauthn } = ctx.identity;
-  const me = (request: FastifyRequest, reply: FastifyReply): SignedIn => {
-    const signedIn = currentSignIn(request, reply, identityStore, ctx.clock(), ctx.secure);
-    if (signedIn === undefined) throw notSignedIn();
-    return signedIn;
-  };
+  /**
+   * The signed-in person: the console cookie, or (`bearer`) a `cosmosgate login` access token —
+   * for the CLI's `agent grant/list/revoke`. The tap's options and the confirming tap itself are
+   * cookie-only: taps happen in the browser.
+   */
+  const me = (request: FastifyRequest, reply: FastifyReply, bearer = false): Promise<SignedIn> =>
+    signedInCaller(ctx, request, reply, { bearer });
   const agents = (): AgentsDeps => {
     if (ctx.agents === undefined) {
       throw new ApiError(404, "ERR_NOT_FOUND", "agent grants are not enabled on this gateway.");
@@ -128,7 +130,7 @@ export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
   };
 
   app.post("/api/grants", async (request, reply): Promise<GrantDraft> => {
-    const signedIn = me(request, reply);
+    const signedIn = await me(request, reply, true);
     const deps = agents();
     const asked = await normalizeGrantRequest(request.body, { maxLifetimeMs: deps.maxLifetimeMs });
     withinRights(signedIn, asked);
@@ -182,7 +184,7 @@ export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
   });
 
   app.post<{ Params: { id: string } }>("/api/grants/:id/options", async (request, reply) => {
-    const signedIn = me(request, reply);
+    const signedIn = await me(request, reply);
     const g = visible(signedIn, request.params.id, true);
     confirmable(g);
     return options(g);
@@ -191,7 +193,7 @@ export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
   app.post<{ Params: { id: string } }>(
     "/api/grants/:id/confirm",
     async (request, reply): Promise<GrantView> => {
-      const signedIn = me(request, reply);
+      const signedIn = await me(request, reply);
       const deps = agents();
       const g = visible(signedIn, request.params.id, true);
       // Before the assertion is verified: a confirmed grant is never confirmed again.
@@ -253,7 +255,7 @@ export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
   );
 
   app.get("/api/grants", async (request, reply) => {
-    const signedIn = me(request, reply);
+    const signedIn = await me(request, reply, true);
     const all = (request.query as Record<string, unknown>).all;
     const everyone = all === "1" || all === "true";
     if (everyone && !signedIn.user.admin) {
@@ -268,18 +270,25 @@ export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): voi
   });
 
   app.get("/api/grants/rights", async (request, reply): Promise<{ rights: HeldRight[] }> => {
-    const signedIn = me(request, reply);
+    const signedIn = await me(request, reply, true);
     return {
       rights: heldRights(agents().policy.current, { sub: signedIn.user.name, groups: signedIn.user.groups }),
     };
   });
 
   app.get<{ Params: { id: string } }>("/api/grants/:id", async (request, reply): Promise<GrantView> => {
-    return view(visible(me(request, reply), request.params.id));
+    const signedIn = await me(request, reply, true);
+    const g = visible(signedIn, request.params.id);
+    const shown = view(g);
+    // The person's own pending grant carries the text their tap will sign (the console's
+    // #/agents?confirm=ID shows it, for a grant made by `cosmosgate agent grant`).
+    if (g.userId === signedIn.user.id && shown.status === "pending")
+      return { ...shown, canonical: g.canonical };
+    return shown;
   });
 
   app.delete<{ Params: { id: string } }>("/api/grants/:id", async (request, reply): Promise<GrantView> => {
-    const signedIn = me(request, reply);
+    const signedIn = await me(request, reply, true);
     const g = visible(signedIn, request.params.id);
     const byOwner = g.userId === signedIn.user.id;
     const reason = byOwner
