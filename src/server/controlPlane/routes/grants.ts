@@ -58,7 +58,7 @@ export const MAX_LIVE_GRANTS_PER_PERSON = 100;
  * Audited: `grant.created`, `grant.confirmed`, `grant.revoked`.
  */
 export function grantRoutes(app: FastifyInstance, ctx: ControlPlaneContext): void {
-  const { store: identityStore, webauthn } = ctx.identity;
+  const { webauthn } = ctx.identity;
   /**
    * The signed-in person: the console cookie, or (`bearer`) a `cosmosgate login` access token —
    * for the CLI's `agent grant/list/revoke`. The tap's options and the confirming tap itself are
