@@ -30,6 +30,7 @@ export async function runGateway(io: Io, configFlag: string | undefined, dev: bo
     `cosmosgate ${dev ? "(development mode) " : ""}is running`,
     `  data plane     ${loaded.config.dataPlane.publicUrl}  (listening on ${gw.dataPlaneUrl})`,
     `  control plane  ${loaded.config.controlPlane.publicUrl}  (listening on ${gw.controlPlaneUrl})`,
+    `  web console    ${loaded.config.controlPlane.publicUrl.replace(/\/$/, "")}/console/`,
     `  upstream       ${gw.upstreamType === "embedded" ? `embedded store, data in ${gw.storeFile}` : gw.upstreamOrigin}`,
     `  policy         ${gw.policyFile}${gw.policyMissing ? "  (missing: everything is denied)" : ""}  (reloads on change)`,
     `  audit          ${gw.auditFile}`,
