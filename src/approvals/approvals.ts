@@ -192,6 +192,16 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
     durationMs: 0,
   });
 
+  /** The audit fields naming who asked: the person (and their token and key). */
+  const asked = (requester: Requester): Partial<AuditEvent> => ({
+    subject: requester.sub,
+    subjectKind: requester.kind,
+    issuer: requester.issuer,
+    jti: requester.jti,
+    credential: requester.credential,
+    session: requester.session,
+  });
+
   const facts = (a: ApprovalRecord): Record<string, string | number | boolean> => ({
     approval: a.id,
     operationHash: a.operationHash,
@@ -303,12 +313,7 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
       opts.webhook?.(webhookSummary(created, url(created.id))).catch(() => {});
       await record({
         ...base("approval.requested", created, now),
-        subject: requester.sub,
-        subjectKind: requester.kind,
-        issuer: requester.issuer,
-        jti: requester.jti,
-        credential: requester.credential,
-        session: requester.session,
+        ...asked(requester),
         reason: `${operation.operation} on ${operation.resource} needs approval by ${describeApprovers(created)} (policy approvals rule ${rule.index}); approval ${created.id} is pending`,
         details: { ...facts(created), url: url(created.id) },
       });
@@ -322,12 +327,7 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
       notify(used);
       await record({
         ...base("approval.used", used, now),
-        subject: requester.sub,
-        subjectKind: requester.kind,
-        issuer: requester.issuer,
-        jti: requester.jti,
-        credential: requester.credential,
-        session: requester.session,
+        ...asked(requester),
         reason: `approval ${a.id} (approved by ${a.votes.map((v) => v.by).join(", ")}) used by the request it was given for; it cannot be used again`,
         details: { ...facts(used), approvedBy: a.votes.map((v) => v.by).join(",") },
       });
