@@ -421,7 +421,8 @@ async function authorizeAndForward(
     op,
   });
   const upstreamMs = performance.now() - upstreamStarted;
-  if (grant !== undefined) grant.charged(numberHeader(upstreamRes.headers["x-ms-request-charge"]));
+  const requestCharge = numberHeader(upstreamRes.headers["x-ms-request-charge"]);
+  if (grant !== undefined) grant.charged(requestCharge);
   let resBody: Buffer | string = upstreamRes.body;
   let status = upstreamRes.status;
   if (op.name === "account.read" && status === 200)
@@ -442,7 +443,7 @@ async function authorizeAndForward(
         ? `${allowed?.reason ?? "allowed"}; ${deniedOps.length} bulk operation(s) denied in place`
         : (allowed?.reason ?? "allowed")) + (approvalNote === undefined ? "" : `; ${approvalNote}`),
     rule,
-    requestCharge: numberHeader(upstreamRes.headers["x-ms-request-charge"]),
+    requestCharge,
     activityId: headerText(upstreamRes.headers["x-ms-activity-id"]),
     upstreamMs,
   };
