@@ -136,14 +136,17 @@ log: {level: warn}
     ]) {
       await load(url, { ...pk, authorization: `Bearer ${token}` }, { ...opts, seconds: 1 });
     }
-    if (process.env.BENCH_ONLY_GATEWAY) {
-      // For profiling the gateway alone: node --cpu-prof --import tsx bench/run.ts
-      console.log(
-        row(
-          "(c) cosmosgate",
-          await load(`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }, opts),
-        ),
-      );
+    const only = process.env.BENCH_ONLY;
+    if (only) {
+      // For profiling one path alone: BENCH_ONLY=c node --cpu-prof --import tsx bench/run.ts
+      // (b: the pass-through proxy, c: cosmosgate, d: cosmosgate with its audit off).
+      const urls: Record<string, [string, Record<string, string>]> = {
+        b: [`${passthrough.url}${ITEM_PATH}`, pk],
+        c: [`${endpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }],
+        d: [`${offEndpoint}${ITEM_PATH}`, { ...pk, authorization: `Bearer ${token}` }],
+      };
+      if (!urls[only]) throw new Error(`BENCH_ONLY must be b, c or d; got "${only}"`);
+      console.log(row(`(${only}) alone`, await load(urls[only][0], urls[only][1], opts)));
       await passthrough.close();
       await gwOff.close();
       await gw.close();

@@ -1,13 +1,38 @@
+import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Worker } from "node:worker_threads";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../store/sqlite.js";
-import { createDurableAuditWriter } from "./durableWriter.js";
+import type { ChainReply, ChainRequest } from "./chainThread.js";
+import { createDurableAuditWriter, INLINE_GROUP } from "./durableWriter.js";
 import { AuditError } from "./errors.js";
+import { INDEX_BATCH } from "./schema.js";
 import type { AuditEvent } from "./types.js";
 import { verifyChain } from "./verify.js";
 import { createAuditWriter } from "./writer.js";
+
+/** Watches for the writer thread: `ready` resolves once it is started and in use. */
+function threadWatch() {
+  let worker: Worker | undefined;
+  let started: Promise<unknown> | undefined;
+  return {
+    onThread: (w: Worker) => {
+      worker = w;
+      started = once(w, "message");
+    },
+    get worker() {
+      return worker;
+    },
+    async ready() {
+      expect(started).toBeDefined();
+      await started;
+      // The writer adopts the thread right after its "ready".
+      await new Promise((r) => setImmediate(r));
+    },
+  };
+}
 
 const event = (i: number): AuditEvent => ({
   time: 1_700_000_000_000 + i,
@@ -308,6 +333,148 @@ describe("createDurableAuditWriter", () => {
     await expect(audit.append(event(1))).rejects.toMatchObject({ code: "ERR_AUDIT_CLOSED" });
     expect(lostEvents).toHaveLength(1);
     expect(audit.state()).toBe("closed");
+  });
+
+  it("writes small groups on the event loop, large groups and the index copies in the writer thread: one chain", async () => {
+    const file = join(dir, "audit.db");
+    const watch = threadWatch();
+    const audit = await createDurableAuditWriter(file, { onThread: watch.onThread });
+    // The first large group starts the thread and is written here while the thread starts.
+    let next = 0;
+    await Promise.all(Array.from({ length: INLINE_GROUP }, () => audit.append(event(next++))));
+    await watch.ready();
+    // What the thread was asked to write, seen from its replies: one entry per group it wrote.
+    const threadGroups: number[] = [];
+    watch.worker?.on("message", (m: ChainReply) => {
+      if (m.type === "written") threadGroups.push(m.out.length);
+    });
+    const sizes = [1, INLINE_GROUP + 4, 2, 3, 60, 1, INLINE_GROUP - 1, 200, 5, 40];
+    for (const size of sizes) {
+      // Appends of one turn form one group.
+      const group = Array.from({ length: size }, () => audit.append(event(next++)));
+      const seqs = await Promise.all(group);
+      expect(seqs).toEqual(Array.from({ length: size }, (_, i) => next - size + i + 1));
+    }
+    const total = INLINE_GROUP + sizes.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(INDEX_BATCH);
+    await audit.close();
+    // Large groups and the group that completes INDEX_BATCH records went to the thread; the small
+    // ones never did.
+    expect(threadGroups).toContain(INLINE_GROUP + 4);
+    expect(threadGroups).toContain(60);
+    expect(threadGroups).toContain(200);
+    expect(threadGroups).not.toContain(2);
+    expect(threadGroups).not.toContain(INLINE_GROUP - 1);
+    expect(threadGroups.reduce((a, b) => a + b, 0)).toBeLessThan(total);
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: total });
+      // close() copied the rest to the search index.
+      expect(db.prepare("SELECT count(*) FROM audit_index").pluck().get()).toBe(total);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("with every group in the thread, keeps consecutive seqs, the chain and the index", async () => {
+    const file = join(dir, "audit.db");
+    const requests: number[] = [];
+    const watch = threadWatch();
+    const audit = await createDurableAuditWriter(file, {
+      inlineBelow: 0,
+      onThread: (w) => {
+        watch.onThread(w);
+        const post = w.postMessage.bind(w);
+        w.postMessage = (m: ChainRequest) => {
+          if (m.op === "write") requests.push(m.events.length);
+          post(m);
+        };
+      },
+    });
+    // The first group starts the thread (and is written here meanwhile).
+    expect(await audit.append(event(0))).toBe(1);
+    await watch.ready();
+    const seqs = await Promise.all(Array.from({ length: 300 }, (_, i) => audit.append(event(i + 1))));
+    expect(seqs).toEqual(Array.from({ length: 300 }, (_, i) => i + 2));
+    await audit.close();
+    expect(requests.reduce((a, b) => a + b, 0)).toBe(300);
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: 301 });
+      expect(db.prepare("SELECT count(*) FROM audit_index").pluck().get()).toBe(301);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("refuses for good, and sends records to the sink, once the writer thread has died", async () => {
+    const file = join(dir, "audit.db");
+    const watch = threadWatch();
+    const lostEvents: AuditEvent[] = [];
+    const changes: string[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      inlineBelow: 0,
+      onThread: watch.onThread,
+      onLost: (e) => lostEvents.push(e),
+      onStateChange: (c) => changes.push(c),
+    });
+    expect(await audit.append(event(0))).toBe(1);
+    await watch.ready();
+    await watch.worker?.terminate();
+    await expect(audit.append(event(1))).rejects.toMatchObject({
+      code: "ERR_AUDIT_WRITE",
+      message: expect.stringMatching(
+        /audit writer thread exited.*refuses to record more until it is restarted/,
+      ),
+    });
+    expect(changes).toEqual(["failed"]);
+    expect(audit.accepting()).toBe(false);
+    expect(audit.state()).toBe("failed");
+    expect(lostEvents.map((e) => e.resource)).toEqual(["/dbs/a/colls/b/docs/1"]);
+    await audit.close();
+    // What was acknowledged before is stored.
+    const db = openDatabase(file, { readonly: true });
+    try {
+      expect(verifyChain(db)).toMatchObject({ ok: true, count: 1 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it("refuses an event the thread cannot be handed (a function in it) alone; the rest of its group is stored", async () => {
+    const file = join(dir, "audit.db");
+    const lostEvents: AuditEvent[] = [];
+    const watch = threadWatch();
+    const handed: number[] = [];
+    const audit = await createDurableAuditWriter(file, {
+      inlineBelow: 0,
+      onThread: (w) => {
+        watch.onThread(w);
+        const post = w.postMessage.bind(w);
+        w.postMessage = (m: ChainRequest) => {
+          post(m); // throws for a group it cannot copy
+          if (m.op === "write") handed.push(m.events.length);
+        };
+      },
+      onLost: (e) => lostEvents.push(e),
+    });
+    expect(await audit.append(event(0))).toBe(1);
+    await watch.ready();
+    const bad = { ...event(1), reason: () => "not data" } as unknown as AuditEvent;
+    const results = await Promise.allSettled([
+      audit.append(event(0)),
+      audit.append(bad),
+      audit.append(event(2)),
+    ]);
+    expect(results.map((r) => (r.status === "fulfilled" ? r.value : (r.reason as AuditError).code))).toEqual([
+      2,
+      "ERR_AUDIT_EVENT",
+      3,
+    ]);
+    expect(lostEvents).toEqual([bad]);
+    // The thread wrote the two others: the group could not be handed over whole.
+    expect(handed).toEqual([2]);
+    await audit.close();
   });
 
   it("fails to start with an AuditError when the database cannot be opened", async () => {

@@ -1,4 +1,4 @@
-import type { Migration } from "../store/index.js";
+import type { Migration } from "../store/migrate.js";
 import { AuditError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
 

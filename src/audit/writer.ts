@@ -1,5 +1,6 @@
 import type { Statement } from "better-sqlite3";
-import { type Database, migrate } from "../store/index.js";
+import { migrate } from "../store/migrate.js";
+import type { Database } from "../store/sqlite.js";
 import { canonicalRecord, hashCanonical } from "./chain.js";
 import { AuditError } from "./errors.js";
 import { auditColumns, auditMigrations, INDEX_BATCH, INDEX_TAIL_SQL } from "./schema.js";
@@ -141,13 +142,13 @@ export class ChainAppender {
 
   /**
    * Copies the records not indexed yet to `audit_index`, in a transaction of its own. The
-   * durable writer calls it on a timer and on close, so searches find recent records in the index
-   * within a second even at low traffic (they scan the unindexed tail meanwhile).
+   * durable writer calls it on close; searches scan the unindexed tail meanwhile. `force`: copy
+   * even if this connection wrote nothing since its last copy (another connection may have).
    *
    * @throws {AuditError} `ERR_AUDIT_WRITE` when the copy fails (nothing of the chain is affected).
    */
-  indexPending(): void {
-    if (this.#unindexed === 0) return;
+  indexPending(force = false): void {
+    if (this.#unindexed === 0 && !force) return;
     try {
       this.#indexTail.run();
       this.#unindexed = 0;
@@ -166,10 +167,12 @@ export class ChainAppender {
   /**
    * Writes `events` in one transaction. Sets `out[i]` to the seq of `events[i]`, or to an
    * `ERR_AUDIT_EVENT` error for a malformed event (written without it, using no seq).
+   * `index`: whether the transaction also copies the unindexed records to `audit_index`; by
+   * default once this connection has written {@link INDEX_BATCH} records since its last copy.
    *
    * @throws {AuditError} `ERR_AUDIT_WRITE` when the transaction fails; then nothing is stored.
    */
-  write(events: readonly AuditEvent[], out: Outcome[]): ChainHead {
+  write(events: readonly AuditEvent[], out: Outcome[], index?: boolean): ChainHead {
     const insert = this.#insert;
     let version: number;
     let seq: number;
@@ -214,9 +217,10 @@ export class ChainAppender {
         }
         // Index in batches: hundreds of records share one write of each index's pages.
         const unindexed = this.#unindexed + (seq - this.#head.seq);
-        if (unindexed >= INDEX_BATCH) this.#indexTail.run();
+        const copy = index ?? unindexed >= INDEX_BATCH;
+        if (copy) this.#indexTail.run();
         this.#commit.run();
-        this.#unindexed = unindexed >= INDEX_BATCH ? 0 : unindexed;
+        this.#unindexed = copy ? 0 : unindexed;
       } catch (err) {
         if (this.#db.inTransaction) this.#rollback.run();
         throw err;
