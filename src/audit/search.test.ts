@@ -3,7 +3,13 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Database, migrate, openDatabase } from "../store/index.js";
-import { auditMigrations, INDEX_TAIL_SQL, scopeOf } from "./schema.js";
+import {
+  auditMigrations,
+  INDEX_TAIL_SQL,
+  indexCopySelect,
+  registerScopeFunction,
+  scopeOf,
+} from "./schema.js";
 import {
   type AuditFilter,
   countAudit,
@@ -352,6 +358,7 @@ describe("schema version 3", () => {
       scope: "/dbs/shop/colls/orders",
       type: TYPES[1],
     });
+    registerScopeFunction(old);
     old.exec(INDEX_TAIL_SQL);
     expect(snapshot(old)).toEqual(want);
     expect(want.actions.length).toBe(all.slice(0, 300).reduce((n, e) => n + e.actions.length, 0));
@@ -362,7 +369,7 @@ describe("schema version 3", () => {
     current.close();
   });
 
-  it("scopeOf cuts a resource before its fifth slash, as the index copy does", () => {
+  it("scopeOf cuts a resource before its fifth slash, as the index copy and migration 3's SQL do", () => {
     expect(scopeOf("/dbs/shop/colls/orders/docs/a1")).toBe("/dbs/shop/colls/orders");
     expect(scopeOf("/dbs/shop/colls/orders/")).toBe("/dbs/shop/colls/orders");
     expect(scopeOf("/dbs/shop/colls/orders")).toBe("/dbs/shop/colls/orders");
@@ -384,12 +391,25 @@ describe("schema version 3", () => {
       "INSERT INTO audit_events (seq, time, type, subject, credential, actions, resource, decision, status, data, prev_hash, hash) VALUES (?, 0, 't', 's', NULL, '[]', ?, 'allow', 0, '{}', '', '')",
     );
     for (const [i, r] of resources.entries()) ins.run(i + 1, r);
+    // The copy needs its SQL function: without it, it fails rather than index wrongly.
+    expect(() => d.exec(INDEX_TAIL_SQL)).toThrow(/no such function/);
+    registerScopeFunction(d);
     d.exec(INDEX_TAIL_SQL);
     const rows = d.prepare("SELECT resource, scope FROM audit_index ORDER BY seq").all() as {
       resource: string;
       scope: string;
     }[];
     expect(rows.map((r) => r.scope)).toEqual(resources.map(scopeOf));
+    // Migration 3 computed scopes in SQL alone (databases indexed before this writer): the same rule.
+    const inSql = d.prepare(indexCopySelect("")).all() as unknown[][];
+    expect(
+      d
+        .prepare(indexCopySelect(""))
+        .raw()
+        .all()
+        .map((r) => (r as unknown[])[6]),
+    ).toEqual(resources.map(scopeOf));
+    expect(inSql).toHaveLength(resources.length);
     d.close();
   });
 });

@@ -3,7 +3,13 @@ import { migrate } from "../store/migrate.js";
 import type { Database } from "../store/sqlite.js";
 import { canonicalRecord, hashCanonical } from "./chain.js";
 import { AuditError } from "./errors.js";
-import { auditColumns, auditMigrations, INDEX_BATCH, INDEX_TAIL_SQL } from "./schema.js";
+import {
+  auditColumns,
+  auditMigrations,
+  INDEX_BATCH,
+  INDEX_TAIL_SQL,
+  registerScopeFunction,
+} from "./schema.js";
 import type { AuditEvent } from "./types.js";
 
 /** The last committed record of the chain; `{ seq: 0, hash: "" }` for an empty trail. */
@@ -135,6 +141,7 @@ export class ChainAppender {
       "INSERT INTO audit_events (seq, time, type, subject, credential, actions, resource, decision, status, data, prev_hash, hash) " +
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
+    registerScopeFunction(db);
     this.#indexTail = db.prepare(INDEX_TAIL_SQL);
     this.#head = readHead(this.#selectHead.get());
     this.#unindexed = INDEX_BATCH; // unknown: let the first commit (or indexPending) catch up
