@@ -62,6 +62,56 @@ describe("createUpstream", () => {
     }
   });
 
+  it("signs each verb and resource with its own signature within one second (signatures are reused per second only)", async () => {
+    const key = Buffer.from("upstream-test-key").toString("base64");
+    let now = Date.UTC(2026, 10, 28, 12, 0, 0, 100);
+    const up = createUpstream({
+      origin,
+      auth: { type: "key", key },
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 1000,
+      clock: () => now,
+    });
+    const requests = [
+      ["GET", "/dbs/shop/colls/orders/docs/o1"],
+      ["GET", "/dbs/shop/colls/orders/docs/o2"],
+      ["DELETE", "/dbs/shop/colls/orders/docs/o1"],
+      ["GET", "/dbs/shop/colls/orders/docs/o1"],
+      ["GET", "/dbs/shop/colls/orders"],
+    ] as const;
+    for (const [method, path] of requests) {
+      await up.send({ method, path, headers: {}, op: classify(method, path, {}) });
+      now += 150; // all within 12:00:00
+    }
+    now += 1000;
+    await up.send({
+      method: "GET",
+      path: requests[0][1],
+      headers: {},
+      op: classify("GET", requests[0][1], {}),
+    });
+    await up.close();
+    const expected = [...requests, requests[0]].map(([method, path], i) => {
+      const link = path.slice(1);
+      return signMasterKey({
+        verb: method,
+        resourceType: link.split("/").length % 2 === 0 ? link.split("/").at(-2)! : link.split("/").at(-1)!,
+        resourceLink: link,
+        date: String(seen[i]["x-ms-date"]),
+        key,
+      });
+    });
+    expect(seen.map((h) => h.authorization)).toEqual(expected);
+    expect(new Set(seen.slice(0, 5).map((h) => h["x-ms-date"]))).toEqual(
+      new Set(["Sat, 28 Nov 2026 12:00:00 GMT"]),
+    );
+    expect(seen[5]["x-ms-date"]).toBe("Sat, 28 Nov 2026 12:00:01 GMT");
+    // The same request in the same second: the same signature; a second later: a new one.
+    expect(seen[3].authorization).toBe(seen[0].authorization);
+    expect(seen[5].authorization).not.toBe(seen[0].authorization);
+    expect(new Set(seen.slice(0, 3).map((h) => h.authorization)).size).toBe(3);
+  });
+
   it("sends a managed-identity (AAD) token for the account's scope and refreshes it 5 minutes before expiry", async () => {
     let now = 1_000_000;
     const scopes: string[] = [];

@@ -36,6 +36,9 @@ export interface UpstreamResponse {
   body: Buffer;
 }
 
+/** Signatures kept for the current second (one per verb and resource); the map is cleared beyond. */
+const MAX_CACHED_SIGNATURES = 4096;
+
 /** The upstream did not answer in time or could not be reached. */
 export class UpstreamError extends Error {
   readonly code: "ERR_UPSTREAM_TIMEOUT" | "ERR_UPSTREAM_UNREACHABLE" | "ERR_UPSTREAM_AUTH";
@@ -76,28 +79,35 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
   // x-ms-date has a resolution of one second: format it once per second.
   let dateSecond = -1;
   let dateText = "";
+  // A master-key signature depends on the verb, the resource type and link, and x-ms-date only:
+  // within one second the same resource gets the same signature. Cleared every second, bounded.
+  const signatures = new Map<string, string>();
   const dateHeader = (now: number): string => {
     const second = Math.floor(now / 1000);
     if (second !== dateSecond) {
       dateSecond = second;
       dateText = rfc7231Date(new Date(second * 1000));
+      signatures.clear();
     }
     return dateText;
+  };
+  const signWithKey = (req: UpstreamRequest, date: string, key: Uint8Array): string => {
+    const { resourceType, resourceLink } = req.op.signing;
+    const id = `${req.method}\n${resourceType}\n${resourceLink}`;
+    let sig = signatures.get(id);
+    if (sig === undefined) {
+      sig = signMasterKey({ verb: req.method, resourceType, resourceLink, date, key });
+      if (signatures.size >= MAX_CACHED_SIGNATURES) signatures.clear();
+      signatures.set(id, sig);
+    }
+    return sig;
   };
   let aadToken: { token: string; refreshAt: number } | undefined;
 
   async function authorization(req: UpstreamRequest, date: string): Promise<string | undefined> {
     const auth = opts.auth;
     if (auth.type === "none") return undefined;
-    if (auth.type === "key") {
-      return signMasterKey({
-        verb: req.method,
-        resourceType: req.op.signing.resourceType,
-        resourceLink: req.op.signing.resourceLink,
-        date,
-        key: keyBytes ?? auth.key,
-      });
-    }
+    if (auth.type === "key") return signWithKey(req, date, keyBytes ?? Buffer.from(auth.key, "base64"));
     if (!aadToken || aadToken.refreshAt <= clock()) {
       try {
         const t = await auth.getToken(aadScope);
@@ -120,7 +130,9 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
       // The caller hands over a fresh header object (proxy/headers.ts); add to it, no copy.
       const headers = req.headers;
       headers["x-ms-date"] = date;
-      const authz = await authorization(req, date);
+      // Key signing is synchronous (and usually cached): no await on the hot path.
+      const authz =
+        keyBytes !== undefined ? signWithKey(req, date, keyBytes) : await authorization(req, date);
       if (authz !== undefined) headers.authorization = authz;
       let res: Dispatcher.ResponseData;
       try {
