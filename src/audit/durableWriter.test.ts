@@ -13,6 +13,25 @@ import type { AuditEvent } from "./types.js";
 import { verifyChain } from "./verify.js";
 import { createAuditWriter } from "./writer.js";
 
+/** The trail in `file` verifies and holds `count` records. */
+function expectChain(file: string, count: number): void {
+  const db = openDatabase(file, { readonly: true });
+  try {
+    expect(verifyChain(db)).toMatchObject({ ok: true, count });
+  } finally {
+    db.close();
+  }
+}
+
+/** Wraps the thread's postMessage: pushes the size of each group handed to it (after it is sent). */
+function recordHandedGroups(w: Worker, into: number[]): void {
+  const post = w.postMessage.bind(w);
+  w.postMessage = (m: ChainRequest) => {
+    post(m); // throws for a group it cannot copy
+    if (m.op === "write") into.push(m.events.length);
+  };
+}
+
 /** Watches for the writer thread: `ready` resolves once it is started and in use. */
 function threadWatch() {
   let worker: Worker | undefined;
@@ -60,12 +79,7 @@ describe("createDurableAuditWriter", () => {
     expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(audit.pending()).toBe(0);
     await audit.close();
-    const db = openDatabase(file, { readonly: true });
-    try {
-      expect(verifyChain(db)).toMatchObject({ ok: true, count: 500 });
-    } finally {
-      db.close();
-    }
+    expectChain(file, 500);
   });
 
   it("continues the chain across restarts", async () => {
@@ -156,12 +170,7 @@ describe("createDurableAuditWriter", () => {
     const started = performance.now();
     await audit.close();
     expect(performance.now() - started).toBeLessThan(1000);
-    const db = openDatabase(file, { readonly: true });
-    try {
-      expect(verifyChain(db)).toMatchObject({ ok: true, count: 10 });
-    } finally {
-      db.close();
-    }
+    expectChain(file, 10);
   });
 
   it("keeps the records of a locked store queued, refuses new requests, and stores them when the lock goes", async () => {
@@ -316,12 +325,7 @@ describe("createDurableAuditWriter", () => {
     expect(audit.accepting()).toBe(true);
     expect(audit.state()).toBe("ok");
     await audit.close();
-    const db = openDatabase(file, { readonly: true });
-    try {
-      expect(verifyChain(db)).toMatchObject({ ok: true, count: 10 });
-    } finally {
-      db.close();
-    }
+    expectChain(file, 10);
   });
 
   it("sends appends made after close to the sink", async () => {
@@ -384,11 +388,7 @@ describe("createDurableAuditWriter", () => {
       inlineBelow: 0,
       onThread: (w) => {
         watch.onThread(w);
-        const post = w.postMessage.bind(w);
-        w.postMessage = (m: ChainRequest) => {
-          if (m.op === "write") requests.push(m.events.length);
-          post(m);
-        };
+        recordHandedGroups(w, requests);
       },
     });
     // The first group starts the thread (and is written here meanwhile).
@@ -433,12 +433,7 @@ describe("createDurableAuditWriter", () => {
     expect(lostEvents.map((e) => e.resource)).toEqual(["/dbs/a/colls/b/docs/1"]);
     await audit.close();
     // What was acknowledged before is stored.
-    const db = openDatabase(file, { readonly: true });
-    try {
-      expect(verifyChain(db)).toMatchObject({ ok: true, count: 1 });
-    } finally {
-      db.close();
-    }
+    expectChain(file, 1);
   });
 
   it("refuses an event the thread cannot be handed (a function in it) alone; the rest of its group is stored", async () => {
@@ -450,11 +445,7 @@ describe("createDurableAuditWriter", () => {
       inlineBelow: 0,
       onThread: (w) => {
         watch.onThread(w);
-        const post = w.postMessage.bind(w);
-        w.postMessage = (m: ChainRequest) => {
-          post(m); // throws for a group it cannot copy
-          if (m.op === "write") handed.push(m.events.length);
-        };
+        recordHandedGroups(w, handed);
       },
       onLost: (e) => lostEvents.push(e),
     });

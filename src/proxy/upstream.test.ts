@@ -24,6 +24,15 @@ describe("createUpstream", () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
+  const key = Buffer.from("upstream-test-key").toString("base64");
+  const keyUpstream = (clock: () => number) =>
+    createUpstream({
+      origin,
+      auth: { type: "key", key },
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 1000,
+      clock,
+    });
   const op = classify("GET", "/dbs/shop/colls/orders/docs/o1", {});
   const send = (up: ReturnType<typeof createUpstream>) =>
     up.send({
@@ -34,15 +43,8 @@ describe("createUpstream", () => {
     });
 
   it("signs with the account key per the REST spec, with a fresh x-ms-date", async () => {
-    const key = Buffer.from("upstream-test-key").toString("base64");
     let now = Date.UTC(2026, 10, 28, 12, 0, 0);
-    const up = createUpstream({
-      origin,
-      auth: { type: "key", key },
-      connectTimeoutMs: 1000,
-      requestTimeoutMs: 1000,
-      clock: () => now,
-    });
+    const up = keyUpstream(() => now);
     await send(up);
     now += 2000;
     await send(up);
@@ -63,15 +65,8 @@ describe("createUpstream", () => {
   });
 
   it("signs each verb and resource with its own signature within one second (signatures are reused per second only)", async () => {
-    const key = Buffer.from("upstream-test-key").toString("base64");
     let now = Date.UTC(2026, 10, 28, 12, 0, 0, 100);
-    const up = createUpstream({
-      origin,
-      auth: { type: "key", key },
-      connectTimeoutMs: 1000,
-      requestTimeoutMs: 1000,
-      clock: () => now,
-    });
+    const up = keyUpstream(() => now);
     const requests = [
       ["GET", "/dbs/shop/colls/orders/docs/o1"],
       ["GET", "/dbs/shop/colls/orders/docs/o2"],
