@@ -25,7 +25,7 @@ import {
   runApprovalsApprove,
   runApprovalsList,
 } from "../src/cli/agentGrants.js";
-import type { Io } from "../src/cli/io.js";
+import { captureIo } from "../src/cli/testing.js";
 import { AgentCredential } from "../src/client/agentCredential.js";
 import { agentKeyPath, createAgentKeyFile } from "../src/client/agentKey.js";
 import { writeCredentials } from "../src/client/credentialsFile.js";
@@ -65,21 +65,6 @@ let adaKey: SoftAuthenticator;
 let ada: string; // ada's console cookie
 let adaToken: string; // ada's `cosmosgate login` access token
 const clients: CosmosClient[] = [];
-
-function captureIo(): Io & { stdout: string; stderr: string } {
-  const io = {
-    stdout: "",
-    stderr: "",
-    out(t: string) {
-      io.stdout += t;
-    },
-    err(t: string) {
-      io.stderr += t;
-    },
-    waitForStop: () => new Promise<string>(() => {}),
-  };
-  return io;
-}
 
 async function enroll(url: string, key: SoftAuthenticator): Promise<string> {
   const invite = new URL(url).searchParams.get("invite");

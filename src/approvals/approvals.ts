@@ -202,6 +202,15 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
     session: requester.session,
   });
 
+  /** The audit fields naming who decided (approved or denied), from the console. */
+  const decided = (person: ApprovalPerson, origin: EventOrigin): Partial<AuditEvent> => ({
+    subject: person.name,
+    subjectKind: "user",
+    session: origin.session,
+    clientAddress: origin.clientAddress,
+    userAgent: origin.userAgent,
+  });
+
   const facts = (a: ApprovalRecord): Record<string, string | number | boolean> => ({
     approval: a.id,
     operationHash: a.operationHash,
@@ -427,15 +436,11 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
       notify(r);
       await record({
         ...base("approval.approved", r, now),
-        subject: person.name,
-        subjectKind: "user",
+        ...decided(person, origin),
         credential: key.id,
         credentialName: key.nickname,
         aaguid: key.aaguid,
         deviceBound: key.deviceBound,
-        session: origin.session,
-        clientAddress: origin.clientAddress,
-        userAgent: origin.userAgent,
         reason: result.complete
           ? `approved by ${r.votes.map((v) => v.by).join(", ")} (${r.votes.length} of ${r.quorum}): the same request may now run once`
           : `approved by ${person.name} (${r.votes.length} of ${r.quorum}): waiting for ${r.quorum - r.votes.length} more`,
@@ -462,11 +467,7 @@ export function createApprovals(opts: ApprovalsOptions): Approvals {
       notify(denied);
       await record({
         ...base("approval.denied", denied, now),
-        subject: person.name,
-        subjectKind: "user",
-        session: origin.session,
-        clientAddress: origin.clientAddress,
-        userAgent: origin.userAgent,
+        ...decided(person, origin),
         decision: "deny",
         reason: `denied by ${person.name}${reason === "" ? "" : `: ${reason}`}; the same operation is refused until ${new Date(a.expiresAt).toISOString()}`,
         details: { ...facts(denied), ...(reason === "" ? {} : { denialReason: reason }) },
